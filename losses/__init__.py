@@ -1,6 +1,20 @@
 """Our own implementation of sentence-transformers' losses, drop-in for 6.x.
 
 Written from the math and the papers; sentence-transformers is only the oracle the tests compare
-against. The losses arrive in two parts (see the project's issues): the losses that are math on
-embeddings, then the ones that wrap models or batches. ``lab.catalog`` lists all 29.
+against. ``lab.catalog`` lists all 29 losses; the ones implemented so far are importable here
+(``losses.__all__``), each from its own module.
 """
+
+from losses.cosine_similarity import CosineSimilarityLoss
+from losses.similarity import (
+    BatchHardTripletLossDistanceFunction,
+    SiameseDistanceMetric,
+    TripletDistanceMetric,
+)
+
+__all__ = [
+    "BatchHardTripletLossDistanceFunction",
+    "CosineSimilarityLoss",
+    "SiameseDistanceMetric",
+    "TripletDistanceMetric",
+]
