@@ -171,3 +171,57 @@ def assert_embedding_parity(
     (value, gradients), (reference_value, reference_gradients) = results
     _assert_values_close(value, reference_value, "loss value from embeddings")
     _assert_gradients_close(gradients, reference_gradients, "embedding", GRAD_RTOL)
+
+
+def train_weights(make_loss: Callable[[SentenceTransformer], torch.nn.Module], dataset,
+                  output_dir: str, steps: int = 20, batch_size: int = 8,
+                  model_name: str = "tiny") -> dict[str, Tensor]:
+    """Train ``model_name`` for ``steps`` steps with SentenceTransformerTrainer; return weights."""
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from transformers import set_seed
+
+    from lab.models import load_model
+
+    set_seed(0)
+    model = load_model(model_name, device="cpu", dropout=0.0)
+    seed_everything()
+    loss = make_loss(model)
+    arguments = SentenceTransformerTrainingArguments(
+        output_dir=output_dir, max_steps=steps, per_device_train_batch_size=batch_size,
+        learning_rate=1e-2 if model_name == "tiny" else 1e-4, seed=0, data_seed=0,
+        report_to="none", use_cpu=True, save_strategy="no", logging_strategy="no",
+        disable_tqdm=True, dataloader_drop_last=True,
+    )
+    SentenceTransformerTrainer(model=model, args=arguments, train_dataset=dataset,
+                               loss=loss).train()
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+def assert_trainer_equivalence(
+    make_ours: Callable[[SentenceTransformer], torch.nn.Module],
+    make_reference: Callable[[SentenceTransformer], torch.nn.Module],
+    dataset,
+    tmp_path,
+    steps: int = 20,
+    batch_size: int = 8,
+    model_name: str = "tiny",
+) -> None:
+    """20 trainer steps with our loss end at the same weights as with the reference loss.
+
+    The weights must also have moved, so the comparison is not between two untouched models.
+    """
+    from lab.models import load_model
+
+    ours = train_weights(make_ours, dataset, str(tmp_path / "ours"), steps, batch_size, model_name)
+    theirs = train_weights(make_reference, dataset, str(tmp_path / "reference"), steps,
+                           batch_size, model_name)
+    initial = dict(load_model(model_name, device="cpu", dropout=0.0).named_parameters())
+    moved = max((theirs[name] - initial[name]).abs().max().item() for name in theirs)
+    assert moved > 1e-4, "the reference run did not change the weights: nothing was compared"
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, name=name: f"weights of {name} after training: "
+                                                            f"{m}")

@@ -14,6 +14,7 @@ from tests.losses.parity import (
     POSITIVES,
     assert_embedding_parity,
     assert_model_parity,
+    assert_trainer_equivalence,
     random_embeddings,
     tiny_model,
 )
@@ -84,3 +85,12 @@ def test_forward_refuses_wrong_column_count_before_running_the_model():
     loss = losses.CosineSimilarityLoss(tiny_model())
     with pytest.raises(LossInputError, match="exactly 2 text column"):
         loss([{}], torch.zeros(1))
+
+
+@pytest.mark.slow
+def test_trainer_ends_with_the_same_weights_as_the_reference(tmp_path):
+    from lab.data import load_dataset
+
+    data = load_dataset("pair-score")["train"].select(range(160))
+    assert_trainer_equivalence(losses.CosineSimilarityLoss, reference.CosineSimilarityLoss,
+                               data, tmp_path)
