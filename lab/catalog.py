@@ -49,6 +49,7 @@ __all__ = [
     "UnknownLossError",
     "by_family",
     "get",
+    "is_implemented",
     "losses_for_format",
     "overview_rows",
 ]
@@ -1251,6 +1252,17 @@ def get(name: str) -> LossEntry:
     raise UnknownLossError(
         f"Unknown loss {name!r}.{hint} Valid names: {', '.join(LOSSES)}."
     )
+
+
+def is_implemented(name: str) -> bool:
+    """True when our ``losses`` package provides the loss (the rest are still to be written).
+
+    Derived from ``losses.__all__`` rather than kept as a flag, so it can never disagree with
+    the code. Imports ``losses`` (and so torch) on first call.
+    """
+    import losses
+
+    return get(name).name in losses.__all__
 
 
 def by_family() -> dict[str, list[LossEntry]]:

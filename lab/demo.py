@@ -46,6 +46,9 @@ def run_demo(out_dir: Path | None = None, device: str | None = None) -> list[Pat
     sentences = [text for group in groups for text in group.paraphrases]
     labels = np.array([names.index(group.topic) for group in groups for _ in group.paraphrases])
     group_ids = np.array([index for index, group in enumerate(groups) for _ in group.paraphrases])
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # weight loading is instant; keep the output clean
     print(f"Encoding {len(sentences)} sentences of {len(names)} topics from the teaching corpus")
     written = []
     for model_name in DEMO_MODELS:
