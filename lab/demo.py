@@ -14,27 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from lab.data import load_corpus, topics
+from lab.metrics import knn_accuracy
 from lab.models import load_model
 from lab.viz import embedding_map
 
 DEMO_MODELS = ("tiny", "minilm")
-
-
-def topic_knn_accuracy(
-    embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 5
-) -> float:
-    """k-nearest-neighbour topic accuracy (cosine), neighbours taken from other meaning groups.
-
-    Paraphrases of a sentence share its words, so even a bag of words finds them; leaving the
-    sentence's own meaning group out measures whether the model knows the *topic*.
-    """
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    similarity = unit @ unit.T  # (n, n)
-    similarity[groups[:, None] == groups[None, :]] = -np.inf
-    neighbours = np.argsort(-similarity, axis=1)[:, :k]  # (n, k)
-    votes = labels[neighbours]
-    predicted = np.array([np.bincount(row, minlength=labels.max() + 1).argmax() for row in votes])
-    return float((predicted == labels).mean())
 
 
 def run_demo(out_dir: Path | None = None, device: str | None = None) -> list[Path]:
@@ -55,7 +39,7 @@ def run_demo(out_dir: Path | None = None, device: str | None = None) -> list[Pat
         started = time.perf_counter()
         model = load_model(model_name, device=device)
         embeddings = model.encode(sentences, batch_size=64, convert_to_numpy=True)
-        accuracy = topic_knn_accuracy(embeddings, labels, group_ids)
+        accuracy = knn_accuracy(embeddings, labels, k=5, groups=group_ids)
         figure = embedding_map(
             embeddings, labels, names,
             title=f"{model_name}: teaching corpus by topic (topic 5-NN accuracy {accuracy:.0%})",
