@@ -15,6 +15,7 @@ And the three metric "enums" of the reference, as classes of static functions:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -22,9 +23,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _as_matrix(x: Tensor) -> Tensor:
-    """Accept one vector (dim,) as a batch of one (1, dim)."""
+def _as_float(x: Tensor) -> Tensor:
+    """A tensor, with float16/bfloat16 (and smaller) computed in float32.
+
+    Products of half-precision vectors round to half precision, which turns nearby similarity
+    scores into ties; the reference's similarity functions upcast the same way.
+    """
     x = torch.as_tensor(x)
+    if x.is_floating_point() and torch.finfo(x.dtype).bits < 32:
+        x = x.float()
+    return x
+
+
+def _as_matrix(x: Tensor) -> Tensor:
+    """Accept one vector (dim,) as a batch of one (1, dim); half precision computed in float32."""
+    x = _as_float(x)
     return x.unsqueeze(0) if x.dim() == 1 else x
 
 
@@ -57,21 +70,25 @@ def manhattan_sim(a: Tensor, b: Tensor) -> Tensor:
 # -------------------------------------------------------------------------- pairwise similarities
 def pairwise_cos_sim(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of a[i] with b[i]: (n, dim), (n, dim) -> (n,)."""
+    a, b = _as_float(a), _as_float(b)
     return (normalize(a) * normalize(b)).sum(dim=-1)
 
 
 def pairwise_dot_score(a: Tensor, b: Tensor) -> Tensor:
     """Dot product of a[i] with b[i]: (n,)."""
+    a, b = _as_float(a), _as_float(b)
     return (a * b).sum(dim=-1)
 
 
 def pairwise_euclidean_sim(a: Tensor, b: Tensor) -> Tensor:
     """Negative Euclidean distance of a[i] and b[i]: (n,)."""
+    a, b = _as_float(a), _as_float(b)
     return -torch.linalg.vector_norm(a - b, ord=2, dim=-1)
 
 
 def pairwise_manhattan_sim(a: Tensor, b: Tensor) -> Tensor:
     """Negative Manhattan distance of a[i] and b[i]: (n,)."""
+    a, b = _as_float(a), _as_float(b)
     return -(a - b).abs().sum(dim=-1)
 
 
@@ -119,14 +136,17 @@ class SiameseDistanceMetric:
 
 
 class TripletDistanceMetric:
-    """Distances between anchor and positive or negative, for TripletLoss: (n,) per pair."""
+    """Distances between anchor and positive or negative, for TripletLoss: (n,) per pair.
+
+    Exact norms (no epsilon): the norm's gradient at distance 0 is taken as 0, not NaN.
+    """
 
     COSINE: Callable[[Tensor, Tensor], Tensor] = staticmethod(
-        lambda x, y: 1 - F.cosine_similarity(x, y))
+        lambda x, y: 1 - pairwise_cos_sim(x, y))
     EUCLIDEAN: Callable[[Tensor, Tensor], Tensor] = staticmethod(
-        lambda x, y: F.pairwise_distance(x, y, p=2))
+        lambda x, y: -pairwise_euclidean_sim(x, y))
     MANHATTAN: Callable[[Tensor, Tensor], Tensor] = staticmethod(
-        lambda x, y: F.pairwise_distance(x, y, p=1))
+        lambda x, y: -pairwise_manhattan_sim(x, y))
 
 
 class BatchHardTripletLossDistanceFunction:
@@ -158,3 +178,46 @@ def metric_name(function: Callable, owner: type | None = None) -> str:
             if member is function:
                 return f"{owner.__name__}.{name}"
     return getattr(function, "__name__", str(function))
+
+
+# similarity_fn_name of a model -> (name of its matrix function, name of its pairwise function)
+_MODEL_SIMILARITIES: dict[str, tuple[str, str]] = {
+    "cosine": ("cos_sim", "pairwise_cos_sim"),
+    "dot": ("dot_score", "pairwise_dot_score"),
+    "dot_product": ("dot_score", "pairwise_dot_score"),
+    "euclidean": ("euclidean_sim", "pairwise_euclidean_sim"),
+    "manhattan": ("manhattan_sim", "pairwise_manhattan_sim"),
+    "maxsim": ("maxsim", "maxsim_pairwise"),
+    "meanmaxsim": ("mean_maxsim", "mean_maxsim_pairwise"),
+}
+
+
+def similarity_fct_name(function: Callable) -> str:
+    """How ``get_config_dict`` names a ``similarity_fct``, in the reference's format.
+
+    - a plain function or class: its ``__name__`` (``"cos_sim"``); another object: its class
+      name;
+    - ``functools.partial(f, key=value)``: ``"f(key=value)"`` (positional arguments not shown);
+    - a model's bound ``similarity`` / ``similarity_pairwise``: they dispatch on the model's
+      ``similarity_fn_name``, so they are named after the function they resolve to;
+    - an object with ``get_config_dict()``: ``"name(key=value, ...)"``.
+    """
+    if isinstance(function, functools.partial):
+        inner = getattr(function.func, "__name__", type(function.func).__name__)
+        settings = _settings(function.keywords)
+        return f"{inner}({settings})" if settings else inner
+    name = getattr(function, "__name__", type(function).__name__)
+    owner = getattr(function, "__self__", None)
+    if name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
+        kind = owner.similarity_fn_name
+        kind = getattr(kind, "value", kind)  # an enum member or its string value
+        matrix_name, pairwise_name = _MODEL_SIMILARITIES.get(str(kind), (name, name))
+        return matrix_name if name == "similarity" else pairwise_name
+    config = getattr(function, "get_config_dict", None)
+    if callable(config):
+        return f"{name}({_settings(config())})"
+    return name
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in values.items())

@@ -1,0 +1,489 @@
+"""Triplet mining: which (anchor, positive, negative) triplets a labelled batch offers, and which
+ones each batch triplet loss uses.
+
+A batch of B sentences with integer class labels y contains triplets (a, p, n) of row indices.
+A triplet is *valid* when
+
+    y_a = y_p,  a ≠ p   (p is a positive of the anchor a)
+    y_n ≠ y_a           (n is a negative of the anchor a)
+
+Given the (B, B) matrix D of distances between the rows (D[i, j] = d(row i, row j)), each loss
+scores a triplet with the hinge  [D[a, p] - D[a, n] + margin]₊  (or a soft version of it) and
+differs only in WHICH triplets it looks at. The three strategies, one per loss family:
+
+- all triplets (BatchAllTripletLoss): every valid triplet;
+- batch-hard (BatchHardTripletLoss, BatchHardSoftMarginTripletLoss; Hermans, Beyer and Leibe,
+  "In Defense of the Triplet Loss for Person Re-Identification", 2017): per anchor, the farthest
+  positive and the nearest negative, one triplet per anchor;
+- semi-hard (BatchSemiHardTripletLoss; Schroff, Kalenichenko and Philbin, "FaceNet", 2015, as
+  TensorFlow Addons implements it): per anchor-positive pair, the nearest negative that is still
+  farther away than the positive (D[a, n] > D[a, p]); when no negative is that far, the farthest
+  negative of the anchor.
+
+Each strategy function returns the differentiable loss terms (for the loss to reduce) together
+with a ``MinedTriplets`` record of the triplets it used, as row indices into the batch, so the lab
+can count and draw them. ``mine`` does the same from embeddings, with no loss object.
+
+Memory: everything here is O(B²) (masks, distance matrices, per-pair indices); nothing builds a
+(B, B, B) tensor. The all-triplets sum in particular is computed from per-pair counts found by
+sorting and bisection (see ``all_triplet_terms``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from losses.base import EmbeddingLoss
+from losses.similarity import BatchHardTripletLossDistanceFunction
+from losses.validation import LossInputError, class_labels
+
+# BatchAllTripletLoss lists its triplets one by one only up to this many (counts are always kept).
+LISTING_LIMIT = 100_000
+# A triplet of BatchAllTripletLoss counts as active (and in the loss's denominator) above this.
+ACTIVE_THRESHOLD = 1e-16
+
+
+# BibTeX of Hermans, Beyer and Leibe (2017), the citation of every triplet loss here (bibliographic
+# data, reproduced exactly as the reference gives it).
+HERMANS_2017_BIBTEX = """
+@misc{hermans2017defense,
+    title={In Defense of the Triplet Loss for Person Re-Identification},
+    author={Alexander Hermans and Lucas Beyer and Bastian Leibe},
+    year={2017},
+    eprint={1703.07737},
+    archivePrefix={arXiv},
+    primaryClass={cs.CV}
+}
+"""
+
+
+# ------------------------------------------------------------------------------------- the record
+@dataclass(frozen=True, eq=False)
+class MinedTriplets:
+    """The triplets a batch triplet loss used on one batch, as row indices into that batch.
+
+    ``anchor``, ``positive``, ``negative``: (T,) long tensors, triplet t is
+    (anchor[t], positive[t], negative[t]). ``losses``: (T,) each triplet's loss term. ``active``:
+    (T,) bool, the triplets that still push (each loss documents its definition). ``num_valid``,
+    ``num_active``: how many triplets the loss considered and how many were active; they are
+    always set, while the lists are None where they would be too long (BatchAllTripletLoss above
+    ``LISTING_LIMIT`` triplets). All tensors are detached: keeping a record holds no graph.
+    """
+
+    anchor: Tensor | None
+    positive: Tensor | None
+    negative: Tensor | None
+    losses: Tensor | None
+    active: Tensor | None
+    num_valid: int
+    num_active: int
+
+    @property
+    def is_listed(self) -> bool:
+        """Whether the triplets are listed (not only counted)."""
+        return self.anchor is not None
+
+    def __len__(self) -> int:
+        """Number of listed triplets (0 when only counted)."""
+        return 0 if self.anchor is None else int(self.anchor.numel())
+
+    def only_active(self) -> MinedTriplets:
+        """The same record restricted to the active triplets (e.g. to draw only those)."""
+        if self.anchor is None or self.active is None:
+            return replace(self, num_valid=self.num_active)
+        keep = self.active
+        return MinedTriplets(self.anchor[keep], self.positive[keep], self.negative[keep],
+                             self.losses[keep], self.active[keep], self.num_active,
+                             self.num_active)
+
+    def as_tuples(self) -> list[tuple[int, int, int]]:
+        """The listed triplets as Python (anchor, positive, negative) tuples."""
+        if self.anchor is None:
+            return []
+        return list(zip(self.anchor.tolist(), self.positive.tolist(), self.negative.tolist(),
+                        strict=True))
+
+    def cpu(self) -> MinedTriplets:
+        """A copy with every tensor on the CPU (for plotting)."""
+        moved = {name: getattr(self, name).cpu() if isinstance(getattr(self, name), Tensor)
+                 else getattr(self, name)
+                 for name in ("anchor", "positive", "negative", "losses", "active")}
+        return replace(self, **moved)
+
+
+def _record(anchor: Tensor, positive: Tensor, negative: Tensor, losses: Tensor,
+            active: Tensor) -> MinedTriplets:
+    """A fully listed record (every argument (T,)); the counts follow from the lists."""
+    return MinedTriplets(anchor.detach(), positive.detach(), negative.detach(), losses.detach(),
+                         active.detach(), int(anchor.numel()), int(active.sum()))
+
+
+# ------------------------------------------------------------------------------------ label masks
+def anchor_positive_mask(labels: Tensor) -> Tensor:
+    """(B, B) bool, True at [a, p] when p is a positive of a: same label and another row."""
+    same_label = labels.unsqueeze(0) == labels.unsqueeze(1)  # (B, B)
+    other_row = ~torch.eye(labels.numel(), dtype=torch.bool, device=labels.device)
+    return same_label & other_row
+
+
+def anchor_negative_mask(labels: Tensor) -> Tensor:
+    """(B, B) bool, True at [a, n] when n is a negative of a: a different label."""
+    return labels.unsqueeze(0) != labels.unsqueeze(1)
+
+
+def valid_triplet_mask(labels: Tensor) -> Tensor:
+    """(B, B, B) bool, True at [a, p, n] for a valid triplet. Cubic in memory: for small batches,
+    teaching and tests only; the losses never build it."""
+    return anchor_positive_mask(labels).unsqueeze(2) & anchor_negative_mask(labels).unsqueeze(1)
+
+
+def count_valid_triplets(labels: Tensor) -> int:
+    """Number of valid (a, p, n) triplets: Σ_a #positives(a) · #negatives(a), no (B, B, B) mask."""
+    positives = anchor_positive_mask(labels).sum(dim=1)  # (B,)
+    negatives = anchor_negative_mask(labels).sum(dim=1)  # (B,)
+    return int((positives * negatives).sum())
+
+
+def label_problem(labels: Tensor) -> tuple[str, str] | None:
+    """Why a batch offers no valid triplet at all, as (short key, sentence); None if it has one."""
+    values, counts = torch.unique(labels, return_counts=True)
+    if values.numel() == 1:
+        return ("single-class", f"all {labels.numel()} examples of the batch have the same label "
+                                f"({values[0].item():g}), so no anchor has a negative")
+    if bool((counts < 2).all()):
+        return ("no-positives", f"the {labels.numel()} examples of the batch all have different "
+                                "labels, so no anchor has a positive")
+    return None
+
+
+# ------------------------------------------------------------------------------- all the triplets
+def _leading_count(sorted_negatives: Tensor, num_negatives: Tensor, distances: Tensor,
+                   pairs: Tensor, margin: float, threshold: float, strict: bool) -> Tensor:
+    """For every pair (a, p): how many of a's negatives, nearest first, have a triplet term
+    ``(D[a, p] - D[a, n]) + margin`` above ``threshold`` (``>`` if ``strict``, else ``>=``).
+
+    ``sorted_negatives`` (B, B): row a holds D[a, n] over a's negatives in ascending order, then
+    +inf; ``num_negatives`` (B,) how many. The term decreases as D[a, n] grows (rounding is
+    monotone too), so the condition holds for a leading run of that order. Its length is first
+    guessed with one binary search per pair for the distance D[a, p] + margin - threshold, then
+    checked with the term evaluated exactly as written above (so ties at the threshold fall as in
+    a triplet-by-triplet computation). Should rounding have moved the boundary for any pair in
+    ``pairs`` (B, B, bool), an exact bisection on the term itself settles every pair: ~log2(B)
+    steps on (B, B) tensors.
+    """
+    batch_size = distances.shape[0]
+    limit = num_negatives.unsqueeze(1)  # (B, 1)
+
+    def keeps(rank: Tensor) -> Tensor:  # (B, B) ranks -> does the triplet at that rank count?
+        value = sorted_negatives.gather(1, rank.clamp(0, batch_size - 1))
+        term = (distances - value) + margin
+        return term > threshold if strict else term >= threshold
+
+    guess = torch.searchsorted(sorted_negatives, (distances + margin - threshold).contiguous(),
+                               right=not strict)
+    guess = torch.minimum(guess, limit)  # (B, B)
+    settled = ((guess == 0) | keeps(guess - 1)) & ((guess >= limit) | ~keeps(guess))
+    if bool((settled | ~pairs).all()):
+        return guess
+    low = torch.zeros_like(guess)  # the condition holds below `low` ...
+    high = limit.expand_as(guess).clone()  # ... and fails from `high` on
+    for _ in range(max(1, batch_size.bit_length())):  # each step at least halves high - low
+        undecided = low < high
+        middle = (low + high) // 2
+        holds = keeps(middle)
+        low = torch.where(undecided & holds, middle + 1, low)
+        high = torch.where(undecided & ~holds, middle, high)
+    return low
+
+
+def _accumulation_dtype(tensor: Tensor) -> torch.dtype:
+    """float64 for exact sums of many terms, except where the device has none (Apple MPS)."""
+    return tensor.dtype if tensor.device.type == "mps" else torch.float64
+
+
+def all_triplet_terms(distances: Tensor, labels: Tensor, margin: float,
+                      listing_limit: int = LISTING_LIMIT) -> tuple[Tensor, MinedTriplets]:
+    """Σ over every valid triplet of [D[a, p] - D[a, n] + margin]₊, and the record.
+
+    Without a (B, B, B) tensor: for each pair (a, p), the triplets with a non-negative term are
+    a's k nearest negatives (``_leading_count``). The sum is then linear in D with integer
+    weights: D[a, p] enters k times, D[a, n] enters minus the number of positives p whose run
+    includes n, and the margin k times. Computing it as Σ weight · D (accumulated in float64)
+    gives the exact value, and the gradient 1 per triplet whose term is >= 0 (the reference
+    zeroes negative terms in place, which keeps a slope of 1 at exactly 0).
+
+    Record: ``num_valid`` = number of valid triplets; ``num_active`` = triplets with a term above
+    1e-16 (the denominator of BatchAllTripletLoss). The triplets themselves are listed (with
+    their terms, in (anchor, positive, negative) index order) only when there are at most
+    ``listing_limit`` valid triplets; otherwise the lists are None.
+    """
+    batch_size = distances.shape[0]
+    positives = anchor_positive_mask(labels)  # (B, B)
+    negatives = anchor_negative_mask(labels)  # (B, B)
+    with torch.no_grad():
+        detached = distances.detach()
+        # Each anchor's negatives by distance, nearest first; the other rows go last as +inf.
+        sorted_negatives, order = torch.where(negatives, detached, math.inf).sort(dim=1,
+                                                                                 stable=True)
+        num_negatives = negatives.sum(dim=1)  # (B,)
+        # Per pair (a, p): how many triplets have a term >= 0 (they carry the gradient), and
+        # how many a term > 1e-16 (they count as active).
+        non_negative = _leading_count(sorted_negatives, num_negatives, detached, positives,
+                                      margin, 0.0, strict=False) * positives  # (B, B)
+        active = _leading_count(sorted_negatives, num_negatives, detached, positives, margin,
+                                ACTIVE_THRESHOLD, strict=True) * positives  # (B, B)
+        # For the r-th nearest negative of a: how many positives p have non_negative[a, p] > r.
+        histogram = torch.zeros(batch_size, batch_size + 1, dtype=torch.long,
+                                device=distances.device)
+        histogram.scatter_add_(1, non_negative, positives.long())  # [a, k]: #p with count k
+        beyond = histogram.flip(1).cumsum(1).flip(1)[:, 1:]  # [a, r]: #p with count > r
+        negative_weight = torch.zeros_like(non_negative).scatter_(1, order, beyond)  # (B, B)
+        weights = non_negative - negative_weight  # (B, B), integer
+        num_terms = non_negative.sum()
+    wide = _accumulation_dtype(distances)
+    total = (weights.to(wide) * distances.to(wide)).sum() + margin * num_terms.to(wide)
+    # The reference multiplies by a float32 mask, so half-precision distances give float32.
+    total = total.to(torch.promote_types(distances.dtype, torch.float32))
+
+    num_valid = int((positives.sum(dim=1) * num_negatives).sum())
+    num_active = int(active.sum())
+    if num_valid > listing_limit:
+        return total, MinedTriplets(None, None, None, None, None, num_valid, num_active)
+    anchor, positive, negative = _list_valid_triplets(positives, negatives)
+    with torch.no_grad():
+        terms = ((detached[anchor, positive] - detached[anchor, negative]) + margin).clamp(min=0)
+    record = MinedTriplets(anchor, positive, negative, terms, terms > ACTIVE_THRESHOLD,
+                           num_valid, num_active)
+    return total, record
+
+
+def _list_valid_triplets(positives: Tensor, negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every valid triplet as three (T,) index tensors, in (anchor, positive, negative) order."""
+    pair_anchor, pair_positive = positives.nonzero(as_tuple=True)  # (P,) each
+    per_pair = negatives.sum(dim=1)[pair_anchor]  # (P,) negatives of each pair's anchor
+    anchor = pair_anchor.repeat_interleave(per_pair)  # (T,)
+    positive = pair_positive.repeat_interleave(per_pair)  # (T,)
+    # Row a of this stable argsort starts with a's negatives in index order.
+    negatives_first = (~negatives).to(torch.uint8).argsort(dim=1, stable=True)  # (B, B)
+    start = (per_pair.cumsum(0) - per_pair).repeat_interleave(per_pair)  # (T,)
+    rank = torch.arange(anchor.numel(), device=anchor.device) - start  # (T,) rank among negatives
+    return anchor, positive, negatives_first[anchor, rank]
+
+
+# -------------------------------------------------------------------------------------- batch-hard
+def batch_hard_terms(distances: Tensor, labels: Tensor,
+                     margin: float | None) -> tuple[Tensor, MinedTriplets]:
+    """One term per anchor from its hardest positive and hardest negative, and the record.
+
+    hardest positive  hp(a) = max over positives p of D[a, p], 0 when a has no positive (as if
+                              paired with itself);
+    hardest negative  hn(a) = min over negatives n of D[a, n]. The other rows are kept out of the
+                              minimum by adding the row's largest distance to them (distances are
+                              >= 0, so a negative always wins). A row with no negative at all (a
+                              one-class batch) then yields its largest plus its smallest
+                              distance: a meaningless number the reference returns too, which
+                              the losses warn about;
+    term(a) = [hp(a) - hn(a) + margin]₊, or softplus(hp(a) - hn(a)) when ``margin`` is None.
+
+    Returns the (B,) terms (differentiable; the hinge has slope 1 at exactly 0, as in the
+    reference) and the record: one triplet per anchor that has both a positive and a negative
+    (its farthest positive and nearest negative); ``num_valid`` counts those anchors. Active: a
+    hinge term > 0; for the soft margin, D[a, p] > D[a, n], i.e. the hardest negative is still
+    nearer than the hardest positive (term > log 2), since softplus is never exactly 0.
+    """
+    # The reference mixes in float32 masks, so half-precision distances are computed in float32.
+    distances = distances.to(torch.promote_types(distances.dtype, torch.float32))
+    positives = anchor_positive_mask(labels)  # (B, B)
+    negatives = anchor_negative_mask(labels)  # (B, B)
+    hardest_positive = torch.where(positives, distances, 0.0).max(dim=1).values  # (B,)
+    row_max = distances.max(dim=1, keepdim=True).values  # (B, 1)
+    hardest_negative = torch.where(negatives, distances, distances + row_max).min(dim=1).values
+    difference = hardest_positive - hardest_negative  # (B,)
+    if margin is None:
+        terms = F.softplus(difference)
+        active = difference > 0
+    else:
+        terms = (difference + margin).clamp(min=0)
+        active = terms > 0
+
+    with torch.no_grad():
+        # The record names the true farthest positive and nearest negative (the values above can
+        # tie with a masked row, whose index would mislead a plot).
+        positive, negative = hardest_positive_and_negative(distances.detach(), labels)
+        anchor = ((positive >= 0) & (negative >= 0)).nonzero().squeeze(1)  # valid anchors
+    return terms, _record(anchor, positive[anchor], negative[anchor], terms[anchor],
+                          active[anchor])
+
+
+def hardest_positive_and_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(B,) index of each anchor's farthest positive and of its nearest negative (-1: none)."""
+    positives = anchor_positive_mask(labels)
+    negatives = anchor_negative_mask(labels)
+    positive = torch.where(positives, distances, -math.inf).argmax(dim=1)
+    negative = torch.where(negatives, distances, math.inf).argmin(dim=1)
+    return (torch.where(positives.any(dim=1), positive, -1),
+            torch.where(negatives.any(dim=1), negative, -1))
+
+
+# --------------------------------------------------------------------------------------- semi-hard
+def semi_hard_negatives(distances: Tensor, labels: Tensor) -> Tensor:
+    """(B, B) long: for every pair (a, p), the negative FaceNet's semi-hard rule picks.
+
+    The nearest negative n with D[a, n] > D[a, p] (strictly farther than the positive); if there
+    is none, the farthest negative of a; if a has no negative at all, the nearest row of the batch
+    (the reference then uses the row's smallest distance). Ties go to the lowest row index.
+    """
+    batch_size = distances.shape[0]
+    negatives = anchor_negative_mask(labels)  # (B, B)
+    detached = distances.detach()
+    sorted_negatives, order = torch.where(negatives, detached, math.inf).sort(dim=1, stable=True)
+    num_negatives = negatives.sum(dim=1, keepdim=True)  # (B, 1)
+    # Rank (in a's ascending negatives) of the first one strictly beyond D[a, p].
+    rank = torch.searchsorted(sorted_negatives, detached.contiguous(), right=True)  # (B, B)
+    first_farther = order.gather(1, rank.clamp(max=batch_size - 1))  # (B, B)
+    farthest = torch.where(negatives, detached, -math.inf).argmax(dim=1)  # (B,)
+    fallback = torch.where(num_negatives.squeeze(1) > 0, farthest, detached.argmin(dim=1))
+    return torch.where(rank < num_negatives, first_farther, fallback.unsqueeze(1))
+
+
+def semi_hard_terms(distances: Tensor, labels: Tensor,
+                    margin: float) -> tuple[Tensor, MinedTriplets]:
+    """One term per anchor-positive pair with its semi-hard negative, and the record.
+
+    term(a, p) = [D[a, p] - D[a, n] + margin]₊ with n from ``semi_hard_negatives``. Returns the
+    (P,) terms over every positive pair (a, p) in row-major order (the loss averages them; the
+    hinge splits its slope 1/2 : 1/2 at exactly 0 like ``torch.maximum``, as in the reference),
+    and the record of the pairs whose anchor has a negative (``num_valid``); active: term > 0.
+    """
+    positives = anchor_positive_mask(labels)  # (B, B)
+    with torch.no_grad():
+        chosen = semi_hard_negatives(distances, labels)  # (B, B)
+    anchor, positive = positives.nonzero(as_tuple=True)  # (P,) each
+    negative = chosen[anchor, positive]  # (P,)
+    raw = (distances[anchor, positive] - distances[anchor, negative]) + margin
+    # The reference multiplies by a float32 mask here, so half precision continues in float32.
+    raw = raw.to(torch.promote_types(raw.dtype, torch.float32))
+    terms = torch.maximum(raw, torch.zeros((), dtype=raw.dtype, device=raw.device))
+    has_negative = anchor_negative_mask(labels).any(dim=1)[anchor]  # (P,)
+    kept = terms.detach()[has_negative]
+    return terms, _record(anchor[has_negative], positive[has_negative], negative[has_negative],
+                          kept, kept > 0)
+
+
+# ---------------------------------------------------------------------- mining without a loss
+STRATEGIES = ("all", "hard", "hard-soft-margin", "semi-hard")
+
+
+def mine(
+    embeddings: Tensor,
+    labels: Tensor,
+    strategy: str = "hard",
+    distance_metric: Callable[[Tensor], Tensor] = BatchHardTripletLossDistanceFunction
+    .euclidean_distance,
+    margin: float = 5.0,
+) -> MinedTriplets:
+    """The triplets a strategy picks in a batch of (B, dim) embeddings with (B,) class labels.
+
+    ``strategy``: "all" (BatchAllTripletLoss), "hard" (BatchHardTripletLoss), "hard-soft-margin"
+    (BatchHardSoftMarginTripletLoss, ``margin`` unused) or "semi-hard" (BatchSemiHardTripletLoss).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown mining strategy {strategy!r}; choose one of {STRATEGIES}")
+    labels = torch.as_tensor(labels).reshape(-1).to(embeddings.device)
+    with torch.no_grad():
+        distances = distance_metric(embeddings)
+        if strategy == "all":
+            return all_triplet_terms(distances, labels, margin)[1]
+        if strategy == "semi-hard":
+            return semi_hard_terms(distances, labels, margin)[1]
+        return batch_hard_terms(distances, labels,
+                                None if strategy == "hard-soft-margin" else margin)[1]
+
+
+# ------------------------------------------------------------- what the batch triplet losses share
+class BatchTripletLoss(EmbeddingLoss):
+    """Base of the four batch triplet losses: label checks, the distance matrix, ``last_mined``.
+
+    Input checks, the same in all four: exactly one text column (the reference silently embeds
+    only the first column and ignores the rest: we refuse); integer class labels of shape
+    (batch,) (the reference accepts fractional labels and compares them for equality: we
+    refuse); a batch with no valid triplet at all (a single label, or no label twice) gives the
+    same value as the reference (a constant or 0, useless for training) with a warning, once per
+    loss instance.
+    """
+
+    expected_inputs = ("single sentences (one text column) with integer class labels, several "
+                       "labels per batch with >= 2 examples each")
+    column_range = (1, 1)
+
+    def __init__(self, model: nn.Module | None,
+                 distance_metric: Callable[[Tensor], Tensor]) -> None:
+        # The reference stores the encoder as `sentence_embedder`: its parameters (and state-dict
+        # keys) are named after it, so ours are too; `model` reads and writes the same attribute.
+        super().__init__(None)
+        self.sentence_embedder = model
+        self.distance_metric = distance_metric
+        self.last_mined: MinedTriplets | None = None
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The encoder (stored as ``sentence_embedder``, the reference's name)."""
+        return self.sentence_embedder
+
+    @model.setter
+    def model(self, value: nn.Module | None) -> None:
+        self.sentence_embedder = value
+
+    def checked_batch(self, embeddings: list[Tensor], labels: Tensor | None) -> tuple[Tensor,
+                                                                                     Tensor]:
+        """The (B, dim) embeddings and (B,) labels after the checks in the class docstring."""
+        batch_size, _ = self.check_embeddings(embeddings)
+        name = type(self).__name__
+        if batch_size == 0:
+            raise LossInputError(f"{name} expects {self.expected_inputs}; got an empty batch")
+        labels = class_labels(name, self.expected_inputs, labels, batch_size)
+        labels = labels.to(embeddings[0].device)
+        problem = label_problem(labels)
+        if problem is not None:
+            key, sentence = problem
+            self.warn_once(key, f"{sentence}. The loss is meaningless on such a batch: it needs "
+                                "several labels per batch with >= 2 examples each (use a "
+                                "label-balanced batch sampler, e.g. BatchSamplers.GROUP_BY_LABEL).")
+        return embeddings[0], labels
+
+    def distance_matrix(self, embeddings: Tensor) -> Tensor:
+        """(B, B) distances from ``distance_metric``, with a clear error if it is not one."""
+        name = type(self).__name__
+        try:
+            distances = self.distance_metric(embeddings)
+        except TypeError as error:
+            raise TypeError(
+                f"{name}: distance_metric must take one (batch, dim) tensor and return the "
+                "(batch, batch) distance matrix, like BatchHardTripletLossDistanceFunction."
+                f"euclidean_distance; calling it failed: {error}") from error
+        batch_size = embeddings.shape[0]
+        if not isinstance(distances, Tensor) or distances.shape != (batch_size, batch_size):
+            got = (f"shape {tuple(distances.shape)}" if isinstance(distances, Tensor)
+                   else type(distances).__name__)
+            raise LossInputError(f"{name}: distance_metric must return a ({batch_size}, "
+                                 f"{batch_size}) distance matrix; got {got}")
+        return distances
+
+    def mine(self, embeddings: Tensor, labels: Tensor) -> MinedTriplets:
+        """The triplets this loss would use on (B, dim) ``embeddings`` with (B,) ``labels``.
+
+        No model, no gradient, no change to ``last_mined``.
+        """
+        with torch.no_grad():
+            anchors, labels = self.checked_batch([embeddings], labels)
+            return self.mined_terms(self.distance_matrix(anchors), labels)[1]
+
+    def mined_terms(self, distances: Tensor, labels: Tensor) -> tuple[Tensor, MinedTriplets]:
+        """The loss's differentiable terms and its record, from the distance matrix."""
+        raise NotImplementedError
