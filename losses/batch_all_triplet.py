@@ -48,7 +48,6 @@ from torch import Tensor, nn
 
 from losses.mining import (
     ACTIVE_THRESHOLD,
-    HERMANS_2017_BIBTEX,
     LISTING_LIMIT,
     BatchTripletLoss,
     MinedTriplets,
@@ -91,8 +90,3 @@ class BatchAllTripletLoss(BatchTripletLoss):
         """The distance function's name and the margin."""
         return {"distance_metric": metric_name(self.distance_metric),
                 "margin": self.triplet_margin}
-
-    @property
-    def citation(self) -> str:
-        """BibTeX of Hermans, Beyer and Leibe (2017)."""
-        return HERMANS_2017_BIBTEX

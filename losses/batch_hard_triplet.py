@@ -40,7 +40,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from losses.mining import (
-    HERMANS_2017_BIBTEX,
     BatchTripletLoss,
     MinedTriplets,
     anchor_negative_mask,
@@ -84,8 +83,3 @@ class BatchHardTripletLoss(BatchTripletLoss):
         """The distance function's name and the margin."""
         return {"distance_metric": metric_name(self.distance_metric),
                 "margin": self.triplet_margin}
-
-    @property
-    def citation(self) -> str:
-        """BibTeX of Hermans, Beyer and Leibe (2017)."""
-        return HERMANS_2017_BIBTEX

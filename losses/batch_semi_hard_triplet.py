@@ -44,7 +44,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from losses.mining import HERMANS_2017_BIBTEX, BatchTripletLoss, MinedTriplets, semi_hard_terms
+from losses.mining import BatchTripletLoss, MinedTriplets, semi_hard_terms
 from losses.similarity import BatchHardTripletLossDistanceFunction, metric_name
 
 
@@ -75,8 +75,3 @@ class BatchSemiHardTripletLoss(BatchTripletLoss):
     def get_config_dict(self) -> dict[str, Any]:
         """The distance function's name and the margin."""
         return {"distance_metric": metric_name(self.distance_metric), "margin": self.margin}
-
-    @property
-    def citation(self) -> str:
-        """BibTeX of Hermans, Beyer and Leibe (2017), as the reference cites it."""
-        return HERMANS_2017_BIBTEX

@@ -487,3 +487,8 @@ class BatchTripletLoss(EmbeddingLoss):
     def mined_terms(self, distances: Tensor, labels: Tensor) -> tuple[Tensor, MinedTriplets]:
         """The loss's differentiable terms and its record, from the distance matrix."""
         raise NotImplementedError
+
+    @property
+    def citation(self) -> str:
+        """BibTeX of Hermans, Beyer and Leibe (2017), which all four losses cite."""
+        return HERMANS_2017_BIBTEX
