@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out, device=args.device)
     elif args.command == "losses":
-        from lab.catalog import overview_rows
+        from lab.catalog import is_implemented, overview_rows
 
+        print(f"{'loss':46s} {'ours':5s} {'family':28s} data formats")
         for row in overview_rows():
-            print(f"{row['name']:46s} {row['family']:28s} {row['formats']}")
+            ours = "yes" if is_implemented(row["name"]) else "-"
+            print(f"{row['name']:46s} {ours:5s} {row['family']:28s} {row['formats']}")
     return 0
 
 
