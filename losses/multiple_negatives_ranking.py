@@ -213,32 +213,49 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         """Loss from (batch, dim) embeddings: queries, positives, then any hard-negative columns."""
         local_batch, _ = self.check_embeddings(embeddings)
         self._warn_about_suspicious_input(labels, local_batch, len(embeddings))
+        queries, documents, local_rows = self.global_batch(embeddings)
+        return self.row_losses(queries, documents, local_rows).mean()
+
+    def global_batch(self, embeddings: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """(queries (G, dim), documents (G·C, dim) column by column, local rows (b,)).
+
+        Without ``gather_across_devices`` the global batch is the local one (G = b).
+        """
         queries, *document_columns = embeddings
-        local = slice(0, local_batch)
+        local = slice(0, queries.shape[0])
         if self.gather_across_devices:
             queries, local = gather_across_ranks(queries)  # (G, dim)
             document_columns = [gather_across_ranks(column)[0] for column in document_columns]
-        global_batch = queries.shape[0]
         local_rows = torch.arange(local.start, local.stop, device=queries.device)  # (b,)
-        local_queries, local_positives = queries[local], document_columns[0][local]  # (b, dim)
-        documents = torch.cat(document_columns, dim=0)  # (G·C, dim), column by column
-        own = own_documents(local_rows, global_batch, len(document_columns))  # (b, G·C)
+        return queries, torch.cat(document_columns, dim=0), local_rows
+
+    def row_losses(self, queries: Tensor, documents: Tensor, rows: Tensor) -> Tensor:
+        """(len(rows),) loss of the given global rows, against the whole (global) batch.
+
+        Any subset of rows may be scored on its own (the cached loss scores a few at a time), so
+        the B x B·C score matrix never has to exist in one piece.
+        """
+        global_batch = queries.shape[0]
+        columns = documents.shape[0] // global_batch
+        # The positive of global row r is documents[r] (first document column).
+        row_queries, row_positives = queries[rows], documents[rows]  # (b, dim)
+        own = own_documents(rows, global_batch, columns)  # (b, G·C)
 
         query_to_doc = self._query_to_doc_logits(
-            self.similarity_fct(local_queries, documents), own, global_batch)  # (b, G·C)
-        # The positive of local query i sits at column local_rows[i] (it never gets a bonus).
-        positive = query_to_doc[torch.arange(local_batch, device=queries.device), local_rows]
+            self.similarity_fct(row_queries, documents), own, global_batch)  # (b, G·C)
+        # The positive of query i sits at column rows[i] (it never gets a bonus).
+        positive = query_to_doc[torch.arange(len(rows), device=queries.device), rows]
         blocks = [query_to_doc]
         if "query_to_query" in self.directions:
             blocks.append(self.scale * query_to_query_scores(
-                self.similarity_fct, local_queries, queries, local_rows))
+                self.similarity_fct, row_queries, queries, rows))
         if "doc_to_query" in self.directions:
             blocks.append(self.scale * doc_to_query_scores(
-                self.similarity_fct, queries, local_positives))
+                self.similarity_fct, queries, row_positives))
         if "doc_to_doc" in self.directions:
             blocks.append(self.scale * doc_to_doc_scores(
-                self.similarity_fct, documents, local_positives, own))
-        return (log_partition(blocks, self.partition_mode) - positive).mean()
+                self.similarity_fct, documents, row_positives, own))
+        return log_partition(blocks, self.partition_mode) - positive
 
     def _query_to_doc_logits(self, similarities: Tensor, own: Tensor, global_batch: int) -> Tensor:
         """(b, G·C) s·sim, plus the unscaled hardness bonus α·stop_grad(sim) on chosen negatives."""
