@@ -7,12 +7,15 @@ against. Use it exactly like ``sentence_transformers.sentence_transformer.losses
     loss = losses.MultipleNegativesRankingLoss(model, scale=20.0)
     trainer = SentenceTransformerTrainer(model=model, train_dataset=data, loss=loss)
 
-Every loss also computes from embeddings alone: ``loss.compute_loss_from_embeddings(embeddings,
-labels)`` with ``model=None``. ``lab.catalog`` lists all 29 losses; ``losses.__all__`` holds the
-ones implemented so far. Shared pieces: ``base`` (the loss base class), ``similarity``
-(similarities, distances and the metric classes), ``mining`` (batch triplet mining),
+Every loss also computes from embeddings alone, ``loss.compute_loss_from_embeddings(embeddings,
+labels)`` with ``model=None`` (AdaptiveLayerLoss needs every layer's embeddings:
+``compute_loss_from_layer_embeddings``). ``lab.catalog`` describes all 29 losses.
+
+Shared pieces: ``base`` (the loss base class), ``similarity`` (similarities, distances and the
+metric classes), ``mining`` (batch triplet mining),
 ``validation`` (input checks), ``distributed`` (gathering across processes), ``gradient_cache``
-(mini-batched embedding with replay).
+(mini-batched embedding with replay, for every cached loss), ``model_patching`` (temporary
+patches that Matryoshka and AdaptiveLayer always undo).
 """
 
 from losses.adaptive_layer import AdaptiveLayerLoss
