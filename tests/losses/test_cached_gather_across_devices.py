@@ -14,35 +14,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from sentence_transformers.sentence_transformer import losses as reference
 from torch import nn
 
 from losses.cached_multiple_negatives_ranking import CachedMultipleNegativesRankingLoss
 from losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
-from tests.losses.parity import random_embeddings
+from tests.losses.two_process import (
+    MNRL_SETTINGS,
+    WORLD_SIZE,
+    close,
+    global_batch,
+    local_rows,
+    run_on_two_ranks,
+)
 
-WORLD_SIZE = 2
-BATCH = 6  # global rows; 3 per rank
 CHUNK = 2  # rows per loss chunk and per embedding mini-batch: 2 chunks per rank
-SETTINGS = {  # name: (number of columns, options)
-    "pairs": (2, {}),
-    "hard_negatives": (4, {}),
-    "all_directions_hardness": (3, {"directions": ("query_to_doc", "query_to_query",
-                                                   "doc_to_query", "doc_to_doc"),
-                                    "hardness_mode": "all_negatives", "hardness_strength": 5.0}),
-    "symmetric": (3, {"directions": ("query_to_doc", "doc_to_query"),
-                      "partition_mode": "per_direction", "scale": 10.0}),
-}
-
-
-def global_batch(columns: int) -> list[torch.Tensor]:
-    """The whole batch, identical in every process; rows 0 and 3 duplicated across ranks."""
-    embeddings = random_embeddings(columns, batch=BATCH, seed=columns)
-    for column in embeddings:
-        column[3] = column[0]
-    return embeddings
+SETTINGS = MNRL_SETTINGS
 
 
 def chunked_loss_and_gradients(loss, embeddings: list[torch.Tensor]):
@@ -65,47 +52,34 @@ class Encoder(nn.Module):
         return {"sentence_embedding": self.linear(features["vectors"])}
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD_SIZE)
-    try:
-        local = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
-        reference_model = Encoder()  # the reference needs a model (its static-model check)
-        results = {}
-        for name, (columns, options) in SETTINGS.items():
-            embeddings = [column[local] for column in global_batch(columns)]
-            ours = CachedMultipleNegativesRankingLoss(None, gather_across_devices=True,
-                                                      mini_batch_size=CHUNK, **options)
-            theirs = reference.CachedMultipleNegativesRankingLoss(
-                nn.Sequential(reference_model), gather_across_devices=True,
-                mini_batch_size=CHUNK, **options)
-            results[name, "ours"] = chunked_loss_and_gradients(ours, embeddings)
-            results[name, "reference"] = chunked_loss_and_gradients(theirs, embeddings)
+def _worker(rank: int) -> dict:
+    local = local_rows(rank)
+    reference_model = Encoder()  # the reference needs a model (its static-model check)
+    results = {}
+    for name, (columns, options) in SETTINGS.items():
+        embeddings = [column[local] for column in global_batch(columns)]
+        ours = CachedMultipleNegativesRankingLoss(None, gather_across_devices=True,
+                                                  mini_batch_size=CHUNK, **options)
+        theirs = reference.CachedMultipleNegativesRankingLoss(
+            nn.Sequential(reference_model), gather_across_devices=True,
+            mini_batch_size=CHUNK, **options)
+        results[name, "ours"] = chunked_loss_and_gradients(ours, embeddings)
+        results[name, "reference"] = chunked_loss_and_gradients(theirs, embeddings)
 
-        # The whole path: mini-batched embedding, cached gradients, replay under DDP's no_sync.
-        encoder = nn.parallel.DistributedDataParallel(Encoder())
-        inputs = [{"vectors": column[local]} for column in global_batch(3)]
-        loss = CachedMultipleNegativesRankingLoss(encoder, gather_across_devices=True,
-                                                  mini_batch_size=CHUNK)
-        value = loss(inputs, None)
-        value.backward()
-        results["ddp"] = (value.detach(), [p.grad.clone() for p in encoder.parameters()])
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    # The whole path: mini-batched embedding, cached gradients, replay under DDP's no_sync.
+    encoder = nn.parallel.DistributedDataParallel(Encoder())
+    inputs = [{"vectors": column[local]} for column in global_batch(3)]
+    loss = CachedMultipleNegativesRankingLoss(encoder, gather_across_devices=True,
+                                              mini_batch_size=CHUNK)
+    value = loss(inputs, None)
+    value.backward()
+    results["ddp"] = (value.detach(), [p.grad.clone() for p in encoder.parameters()])
+    return results
 
 
 @pytest.fixture(scope="module")
 def distributed_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cached_gather")
-    mp.spawn(_worker, args=(str(folder / "store"), str(folder)), nprocs=WORLD_SIZE, join=True)
-    return [torch.load(folder / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
-
-
-def close(actual, expected, what):
-    torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-12,
-                               msg=lambda message: f"{what}: {message}")
+    return run_on_two_ranks(_worker, tmp_path_factory.mktemp("cached_gather"))
 
 
 def single_process(columns: int, options: dict):
@@ -126,7 +100,7 @@ def test_two_processes_equal_one_uncached_process_on_the_concatenated_batch(
         rank_values = [result[name, side][0] for result in distributed_results]
         close(torch.stack(rank_values).mean(), value, f"{side}: mean of the ranks' losses")
         for rank, result in enumerate(distributed_results):
-            rows = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
+            rows = local_rows(rank)
             for column, gradient in enumerate(result[name, side][1]):
                 close(gradient / WORLD_SIZE, gradients[column][rows],
                       f"{side}: rank {rank} gradient of column {column}")

@@ -13,35 +13,21 @@ import warnings
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from sentence_transformers.sentence_transformer import losses as reference
 from torch import nn
 
 from losses.distributed import gather_across_ranks
 from losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
-from tests.losses.parity import random_embeddings
+from tests.losses.two_process import (
+    MNRL_SETTINGS,
+    WORLD_SIZE,
+    close,
+    global_batch,
+    local_rows,
+    run_on_two_ranks,
+)
 
-WORLD_SIZE = 2
-BATCH = 6  # global rows; 3 per rank
-SETTINGS = {  # name: (number of columns, options)
-    "pairs": (2, {}),
-    "hard_negatives": (4, {}),
-    "all_directions_hardness": (3, {"directions": ("query_to_doc", "query_to_query",
-                                                   "doc_to_query", "doc_to_doc"),
-                                    "hardness_mode": "all_negatives", "hardness_strength": 5.0}),
-    "symmetric": (3, {"directions": ("query_to_doc", "doc_to_query"),
-                      "partition_mode": "per_direction", "scale": 10.0}),
-}
-
-
-def global_batch(columns: int) -> list[torch.Tensor]:
-    """The whole batch, identical in every process; rows 0 and 3 duplicated across ranks."""
-    embeddings = random_embeddings(columns, batch=BATCH, seed=columns)
-    for column in embeddings:
-        column[3] = column[0]
-    return embeddings
-
+SETTINGS = MNRL_SETTINGS
 
 def loss_and_gradients(loss: nn.Module, embeddings: list[torch.Tensor], weight: float = 1.0):
     leaves = [embedding.clone().requires_grad_(True) for embedding in embeddings]
@@ -50,54 +36,41 @@ def loss_and_gradients(loss: nn.Module, embeddings: list[torch.Tensor], weight: 
     return value.detach(), [leaf.grad for leaf in leaves]
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD_SIZE)
-    try:
-        local = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
-        results = {}
-        for name, (columns, options) in SETTINGS.items():
-            embeddings = [column[local] for column in global_batch(columns)]
-            for side, cls in (("ours", MultipleNegativesRankingLoss),
-                              ("reference", reference.MultipleNegativesRankingLoss)):
-                loss = cls(None, gather_across_devices=True, **options)
-                results[name, side] = loss_and_gradients(loss, embeddings)
+def _worker(rank: int) -> dict:
+    local = local_rows(rank)
+    results = {}
+    for name, (columns, options) in SETTINGS.items():
+        embeddings = [column[local] for column in global_batch(columns)]
+        for side, cls in (("ours", MultipleNegativesRankingLoss),
+                          ("reference", reference.MultipleNegativesRankingLoss)):
+            loss = cls(None, gather_across_devices=True, **options)
+            results[name, side] = loss_and_gradients(loss, embeddings)
 
-        # Uneven local batches (2 and 4 rows; the reference cannot gather these): weighting each
-        # rank's loss by its share of the rows makes the sum the global mean exactly.
-        rows = [2, 4]
-        start = sum(rows[:rank])
-        embeddings = [column[start:start + rows[rank]] for column in global_batch(3)]
-        results["uneven"] = loss_and_gradients(
-            MultipleNegativesRankingLoss(None, gather_across_devices=True), embeddings,
-            weight=rows[rank] / sum(rows))
-        gathered, own = gather_across_ranks(embeddings[0])
-        results["uneven_gather"] = (gathered.detach(), (own.start, own.stop))
+    # Uneven local batches (2 and 4 rows; the reference cannot gather these): weighting each
+    # rank's loss by its share of the rows makes the sum the global mean exactly.
+    rows = [2, 4]
+    start = sum(rows[:rank])
+    embeddings = [column[start:start + rows[rank]] for column in global_batch(3)]
+    results["uneven"] = loss_and_gradients(
+        MultipleNegativesRankingLoss(None, gather_across_devices=True), embeddings,
+        weight=rows[rank] / sum(rows))
+    gathered, own = gather_across_ranks(embeddings[0])
+    results["uneven_gather"] = (gathered.detach(), (own.start, own.stop))
 
-        # A real DDP model: a linear encoder over fixed inputs; DDP averages the gradients.
-        torch.manual_seed(0)
-        encoder = nn.parallel.DistributedDataParallel(nn.Linear(16, 8).double())
-        inputs = [column[local] for column in global_batch(3)]
-        loss = MultipleNegativesRankingLoss(None, gather_across_devices=True)
-        value = loss.compute_loss_from_embeddings([encoder(x) for x in inputs], None)
-        value.backward()
-        results["ddp"] = (value.detach(), [p.grad.clone() for p in encoder.parameters()])
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    # A real DDP model: a linear encoder over fixed inputs; DDP averages the gradients.
+    torch.manual_seed(0)
+    encoder = nn.parallel.DistributedDataParallel(nn.Linear(16, 8).double())
+    inputs = [column[local] for column in global_batch(3)]
+    loss = MultipleNegativesRankingLoss(None, gather_across_devices=True)
+    value = loss.compute_loss_from_embeddings([encoder(x) for x in inputs], None)
+    value.backward()
+    results["ddp"] = (value.detach(), [p.grad.clone() for p in encoder.parameters()])
+    return results
 
 
 @pytest.fixture(scope="module")
 def distributed_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gather")
-    mp.spawn(_worker, args=(str(folder / "store"), str(folder)), nprocs=WORLD_SIZE, join=True)
-    return [torch.load(folder / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
-
-
-def close(actual, expected, what):
-    torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-12,
-                               msg=lambda message: f"{what}: {message}")
+    return run_on_two_ranks(_worker, tmp_path_factory.mktemp("gather"))
 
 
 @pytest.mark.slow
@@ -113,7 +86,7 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(distributed_r
         rank_values = [result[name, side][0] for result in distributed_results]
         close(torch.stack(rank_values).mean(), value, f"{side}: mean of the ranks' losses")
         for rank, result in enumerate(distributed_results):
-            rows = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
+            rows = local_rows(rank)
             for column, gradient in enumerate(result[name, side][1]):
                 # The gather's backward sums over ranks: world_size x the single-process share.
                 close(gradient / WORLD_SIZE, gradients[column][rows],
