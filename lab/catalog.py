@@ -183,6 +183,21 @@ class LossEntry:
                 return knob
         raise KeyError(f"{self.name} has no knob {name!r}; knobs: {[k.name for k in self.knobs]}")
 
+    @property
+    def batch_sampler(self) -> str:
+        """The batch sampler training needs (a sentence-transformers ``BatchSamplers`` value).
+
+        "group_by_label" for losses that mine triplets inside a batch (a batch of one class has
+        no negatives), "no_duplicates" for losses that treat the other rows of a batch as
+        negatives (a duplicate text would be a false negative), "batch_sampler" otherwise.
+        A wrapper needs what the loss it wraps needs: ask the inner loss's entry.
+        """
+        if self.family == "triplet" and self.default_format == "sentence-label":
+            return "group_by_label"
+        if self.family == "in-batch negatives" or self.name.endswith("InBatchNegatives"):
+            return "no_duplicates"
+        return "batch_sampler"
+
     def default_knob_values(self) -> dict[str, Any]:
         """The knob defaults as a ``{parameter name: default}`` dict (function knobs by name)."""
         return {knob.name: knob.default for knob in self.knobs}
