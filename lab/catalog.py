@@ -190,8 +190,10 @@ class LossEntry:
         "group_by_label" for losses that mine triplets inside a batch (a batch of one class has
         no negatives), "no_duplicates" for losses that treat the other rows of a batch as
         negatives (a duplicate text would be a false negative), "batch_sampler" otherwise.
-        A wrapper needs what the loss it wraps needs: ask the inner loss's entry.
+        A wrapper needs what the loss it wraps needs (here: its default inner loss).
         """
+        if self.wraps:
+            return get(self.default_inner_loss).batch_sampler
         if self.family == "triplet" and self.default_format == "sentence-label":
             return "group_by_label"
         if self.family == "in-batch negatives" or self.name.endswith("InBatchNegatives"):

@@ -11,7 +11,9 @@ is cosine throughout.
 - ``alignment`` and ``uniformity``: Wang and Isola (2020), "Understanding Contrastive
   Representation Learning through Alignment and Uniformity on the Hypersphere": positives close
   (alignment low) while all points spread over the sphere (uniformity low);
-- ``matryoshka_curve``: any of the above on the first d dimensions only, for several d.
+- ``matryoshka_curve``: any of the above on the first d dimensions only, for several d;
+- ``layer_embeddings`` and ``layer_curve``: a transformer's mean-pooled output after each of its
+  layers, and the kNN accuracy of each (how much does each layer add?).
 """
 
 from __future__ import annotations
@@ -131,3 +133,87 @@ def matryoshka_curve(
     if bad:
         raise ValueError(f"dims must be between 1 and the embedding size {full}; got {bad}")
     return {int(dim): metric(*[array[:, :dim] for array in arrays], **options) for dim in dims}
+
+
+def _layered_transformer(model: object) -> object:
+    """The Hugging Face model inside ``model``'s first module, or a ValueError saying why not."""
+    import torch
+
+    modules = list(model.children()) if isinstance(model, torch.nn.Module) else []
+    first = modules[0] if modules else None
+    hf_model = getattr(first, "auto_model", None)
+    layers = getattr(getattr(hf_model, "config", None), "num_hidden_layers", None)
+    if hf_model is None or not layers:
+        got = type(model).__name__ + (f" whose first module is {type(first).__name__}"
+                                      if first is not None else "")
+        raise ValueError(
+            f"per-layer metrics need a SentenceTransformer whose first module is a Hugging Face "
+            f"transformer with layers (the lab's 'tiny-bert' or 'minilm', or a BERT-like Hub "
+            f"model); got {got}, which has no transformer layers (the 'tiny' model is static "
+            f"token embeddings)."
+        )
+    return first
+
+
+def layer_embeddings(
+    model: object, texts: Sequence[str], *, batch_size: int = 64
+) -> dict[int, np.ndarray]:
+    """Mean-pooled embeddings after each transformer layer: {L: (n, hidden)}, L = 1..layers.
+
+    ``model`` is a SentenceTransformer whose first module wraps a Hugging Face transformer. Layer
+    L is the mean over real (unpadded) tokens of the hidden states after the first L layers, so
+    for a model that pools by mean the last entry equals ``model.encode(texts)`` (before any
+    normalisation module).
+    """
+    import inspect
+
+    import torch
+
+    transformer = _layered_transformer(model)
+    hf_model = transformer.auto_model
+    accepted = inspect.signature(hf_model.forward).parameters  # the inputs this model takes
+    device = next(hf_model.parameters()).device
+    # Recent sentence-transformers call tokenisation "preprocess"; older versions "tokenize".
+    prepare = getattr(transformer, "preprocess", None) or transformer.tokenize
+    texts = list(texts)
+    pooled: dict[int, list[np.ndarray]] = {}
+    was_training = model.training
+    model.eval()  # no dropout: the same text always gets the same vector
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                features = prepare(texts[start:start + batch_size])
+                inputs = {name: value.to(device) for name, value in features.items()
+                          if name in accepted and isinstance(value, torch.Tensor)}
+                output = hf_model(**inputs, output_hidden_states=True, return_dict=True)
+                # layers + 1 tensors of (batch, tokens, hidden); entry 0 is the input embeddings.
+                hidden_states = output.hidden_states
+                mask = inputs["attention_mask"].unsqueeze(-1)  # (batch, tokens, 1): 1 = real
+                mask = mask.to(hidden_states[0].dtype)
+                count = mask.sum(dim=1).clamp(min=1)  # (batch, 1) real tokens per text
+                for layer in range(1, len(hidden_states)):
+                    mean = (hidden_states[layer] * mask).sum(dim=1) / count  # (batch, hidden)
+                    pooled.setdefault(layer, []).append(mean.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return {layer: np.concatenate(parts) for layer, parts in pooled.items()}
+
+
+def layer_curve(
+    model: object,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    k: int = 5,
+    groups: Sequence[int] | None = None,
+) -> dict[int, float]:
+    """kNN accuracy of the mean-pooled output of each layer: {L: accuracy}, L = 1..layers.
+
+    Shows how much each transformer layer adds (AdaptiveLayerLoss trains early layers to be
+    useful on their own). ``k`` and ``groups`` are passed to ``knn_accuracy``. Raises a
+    ValueError for models without transformer layers, such as the lab's ``tiny``.
+    """
+    if len(texts) != len(labels):
+        raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
+    return {layer: knn_accuracy(embeddings, labels, k=k, groups=groups)
+            for layer, embeddings in layer_embeddings(model, texts).items()}

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from lab import catalog
-from lab.build import build_loss, check_knobs
+from lab.build import KnobError, build_loss, check_knobs
 from lab.data import FORMATS, load_dataset
 from lab.data.validate import DataFormatError, expected_columns_text
 from lab.evaluation import Probe, default_probe, evaluate
@@ -101,6 +101,8 @@ class TrainResult:
     device: str
     seed: int
     probe: Probe
+    batch_sampler: str = "batch_sampler"
+    processes: int = 1  # > 1 under torchrun / accelerate launch (batch_size is per process)
     steps_done: int = 0
     seconds: float = 0.0
     stopped: bool = False
@@ -214,15 +216,6 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------------ the data
-def _choose_format(entry: catalog.LossEntry, inner: str | None) -> str:
-    """The default format: the wrapped loss's when a wrapper wraps something else."""
-    if inner:
-        inner_format = catalog.get(inner).default_format
-        if inner_format in entry.formats:
-            return inner_format
-    return entry.default_format
-
-
 def _detect_format(entry: catalog.LossEntry, columns: list[str]) -> str:
     """The first of the loss's formats whose columns the dataset has, or a clear error."""
     for name in entry.formats:
@@ -240,11 +233,11 @@ def _detect_format(entry: catalog.LossEntry, columns: list[str]) -> str:
                           f"it expects {expected}")
 
 
-def _prepare_data(entry: catalog.LossEntry, dataset: Any, fmt: str | None, seed: int
+def _prepare_data(entry: catalog.LossEntry, dataset: Any, seed: int
                   ) -> tuple[str, datasets.Dataset, datasets.Dataset | None]:
     """(format, train rows, eval rows or None) from whatever the caller gave."""
     if dataset is None or isinstance(dataset, str):
-        name = dataset or fmt
+        name = dataset or entry.default_format
         if name not in entry.formats:
             raise DataFormatError(f"{entry.name} cannot train on data format {name!r}; it takes "
                                   f"{', '.join(entry.formats)}")
@@ -425,7 +418,8 @@ def train(
         stop_event: set it (from another thread) to stop after the current step.
         progress_bar: show the trainer's progress bar.
         **knobs: the loss's knobs (``python -m lab losses`` and ``lab.catalog`` list them);
-            wrappers take ``loss=<name>`` of the loss they wrap, guided losses ``guide=<model>``.
+            wrappers take ``inner_loss=<name>`` (the loss they wrap: ``loss`` names the wrapper
+            itself here), guided losses ``guide=<model>``.
     """
     from sentence_transformers import (
         SentenceTransformerTrainer,
@@ -434,13 +428,18 @@ def train(
     from transformers import set_seed
     from transformers.utils import logging as transformers_logging
 
-    inner = knobs.pop("inner_loss", None) or knobs.get("loss")
+    inner = knobs.pop("inner_loss", None)
     entry = check_knobs(loss, knobs)
+    if inner is not None and not entry.wraps:
+        raise KnobError(f"{loss} wraps no other loss, so it takes no inner_loss; the wrappers "
+                        f"are {', '.join(e.name for e in catalog.LOSSES.values() if e.wraps)}")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1; got steps={steps}, "
                          f"batch_size={batch_size}")
-    sampler_entry = catalog.get(inner) if entry.wraps and isinstance(inner, str) else entry
-    sampler = sampler_entry.batch_sampler
+    # A wrapper trains on the data, and with the batches, of the loss it wraps.
+    data_entry = (catalog.get(inner if isinstance(inner, str) else entry.default_inner_loss)
+                  if entry.wraps else entry)
+    sampler = data_entry.batch_sampler
     if sampler == "group_by_label" and (batch_size < 4 or batch_size % 2):
         raise ValueError(f"{loss} trains on label-balanced batches of pairs of examples per "
                          f"label: batch_size must be an even number >= 4; got {batch_size}")
@@ -456,15 +455,14 @@ def train(
         model = load_model(model_name, device=device, seed=seed)
     else:
         model.to(device)
-    fmt, train_rows, eval_rows = _prepare_data(
-        entry, dataset, _choose_format(entry, inner if isinstance(inner, str) else None), seed)
+    fmt, train_rows, eval_rows = _prepare_data(data_entry, dataset, seed)
     if entry.name == "ContrastiveTensionLoss":
         train_rows = tension_pairs(train_rows[train_rows.column_names[0]], seed=seed)
     spec = FORMATS[fmt]
     num_labels = (len(set(train_rows[spec.label_column])) if spec.label_kind == "int" else None)
     if entry.needs_num_labels:
         num_labels = max(num_labels or 0, 3 if fmt == "nli" else 0) or None
-    if isinstance(inner, str):
+    if inner is not None:
         knobs["loss"] = inner
     built = build_loss(entry.name, model, knobs, num_labels=num_labels)
 
@@ -472,13 +470,14 @@ def train(
         model_name, 5e-5)
     result = TrainResult(loss=entry.name, model_name=model_name, data_format=fmt,
                          knobs=dict(knobs), steps=steps, batch_size=batch_size,
-                         learning_rate=rate, device=device, seed=seed, probe=default_probe())
+                         learning_rate=rate, device=device, seed=seed, probe=default_probe(),
+                         batch_sampler=sampler)
 
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="lab-train-") as scratch:
         arguments = SentenceTransformerTrainingArguments(
-            output_dir=str(Path(out_dir) / "checkpoints" if out_dir else scratch),
+            output_dir=scratch,  # nothing is checkpointed there: the run folder is ours
             max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=rate,
             warmup_steps=max(1, steps // 10) if steps >= 10 else 0, seed=seed, data_seed=seed,
             use_cpu=device == "cpu", report_to="none", save_strategy="no", logging_steps=1,
@@ -495,15 +494,14 @@ def train(
         trainer = SentenceTransformerTrainer(model=model, args=arguments,
                                              train_dataset=train_rows, loss=built,
                                              callbacks=[recorder])
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # the recorder keeps the logs; no dict spam
+        _quiet_logs(trainer)
         if hasattr(built, "last_mined"):
             label = spec.label_column
             texts = _BatchTexts(trainer.data_collator, spec.text_columns[0], label)
             trainer.data_collator = texts
             _install_triplet_recording(built, texts, result, evaluate_at | {1},
                                        lambda: trainer.state.global_step)
+        result.processes = arguments.world_size
         started = time.perf_counter()
         try:
             trainer.train()
@@ -523,6 +521,19 @@ def train(
     if out_dir is not None and trainer.is_world_process_zero():
         result.save(out_dir)
     return result
+
+
+def _quiet_logs(trainer: Any) -> None:
+    """Keep the progress bar but not the per-step log dicts it prints (the recorder has them)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            return None
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress())
 
 
 def _record_extra_curves(result: TrainResult, entry: catalog.LossEntry, model: Any,

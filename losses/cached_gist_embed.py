@@ -24,6 +24,11 @@ negative_1, ..., negative_n) n-tuples, no labels (the lab's "pair", "triplet", "
 Knobs: those of GISTEmbedLoss, plus ``mini_batch_size`` (rows per mini-batch and per block of
 the loss), ``mini_batch_num_tokens`` (pack mini-batches by non-padding token count instead) and
 ``show_progress_bar``. Static-embedding models are refused: their flat inputs cannot be split.
+
+Step 2 is ``calculate_loss(reps, guide_reps, labels, *, with_backward)``, the hook every cached
+loss of this package shares (losses/gradient_cache.py calls it, looked up on the instance):
+MatryoshkaLoss swaps it during its step to truncate ``reps`` (the model's embeddings, not the
+guide's) once per dimension, so Matryoshka(CachedGISTEmbedLoss) needs no code of its own.
 """
 
 from __future__ import annotations
@@ -89,9 +94,10 @@ class CachedGISTEmbedLoss(GuidedLoss):
         if mini_batch_num_tokens is not None and mini_batch_num_tokens <= 0:
             raise ValueError(f"{name}: mini_batch_num_tokens must be a positive integer or None; "
                              f"got {mini_batch_num_tokens}")
-        if not mini_batch_size > 0:
+        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
+                or mini_batch_size < 1:
             raise ValueError(f"{name}: mini_batch_size must be a positive integer; got "
-                             f"{mini_batch_size}")
+                             f"{mini_batch_size!r}")
         check_gist_settings(name, temperature, margin_strategy)
         self.temperature = temperature
         self.mini_batch_size = mini_batch_size
@@ -107,18 +113,34 @@ class CachedGISTEmbedLoss(GuidedLoss):
                 labels: Tensor | None = None) -> Tensor:
         """GradCache forward: the guide embeds each mini-batch, then the cached loss."""
         features = self._check_columns(sentence_features)
-        guide_embeddings = [
-            guide_embeddings_of(self.guide, dict(column), self._guide_tokenizer(),
-                                minibatch_ranges(column, self.mini_batch_size,
-                                                 self.mini_batch_num_tokens))
+        guide_reps = [  # per column, one (batch, guide dim) piece
+            [guide_embeddings_of(self.guide, dict(column), self._guide_tokenizer(),
+                                 minibatch_ranges(column, self.mini_batch_size,
+                                                  self.mini_batch_num_tokens))]
             for column in features]
         return gradient_cached_loss(
-            self.model, features, labels, partial(self._loss_on_minibatches, guide_embeddings),
+            self.model, features, labels, partial(self._loss_on_minibatches, guide_reps),
             self.mini_batch_size, self.mini_batch_num_tokens, self.show_progress_bar)
 
-    def _loss_on_minibatches(self, guide_embeddings: list[Tensor], reps: list[list[Tensor]],
+    def _loss_on_minibatches(self, guide_reps: list[list[Tensor]], reps: list[list[Tensor]],
                              labels: Tensor | None, with_backward: bool) -> Tensor:
+        # Looked up on self at call time: a wrapper (MatryoshkaLoss) may have swapped it.
+        return self.calculate_loss(reps, guide_reps, labels, with_backward=with_backward)
+
+    def calculate_loss(self, reps: list[list[Tensor]],
+                       guide_reps: list[list[Tensor]] | None = None,
+                       labels: Tensor | None = None, *, with_backward: bool = False) -> Tensor:
+        """The loss from per-column lists of mini-batch embeddings (GradCache's step 2).
+
+        ``reps``: per column, the model's (rows, dim) embeddings in mini-batch pieces.
+        ``guide_reps``: per column, the guide's (rows, guide dim) embeddings in one or more
+        pieces; None: the detached embeddings guide themselves. With ``with_backward`` the loss
+        is back-propagated ``mini_batch_size`` anchor rows at a time into ``reps``, and the
+        detached value is returned.
+        """
         embeddings = [torch.cat(column) for column in reps]  # (batch, dim) per column
+        guide_embeddings = None if guide_reps is None else [
+            torch.cat(list(column)) for column in guide_reps]  # (batch, guide dim) per column
         return self._blockwise(embeddings, labels, guide_embeddings, with_backward)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None,

@@ -25,7 +25,10 @@ Under DDP, gradients are synchronised once, after the last mini-batch. Static-em
 
 ``loss_fn(embeddings, labels, with_backward)`` receives per-column lists of mini-batch embeddings;
 with ``with_backward=True`` it must back-propagate its loss (it may do so chunk by chunk) and
-return the detached value.
+return the detached value. Every cached loss here (CachedMultipleNegativesRankingLoss and its
+symmetric alias, CachedGISTEmbedLoss, MegaBatchMarginLoss) passes a ``loss_fn`` that calls its own
+``calculate_loss(reps, ..., *, with_backward)``, looked up on the instance at call time: the one
+place where a wrapper such as MatryoshkaLoss (losses/matryoshka.py) changes what is computed.
 """
 
 from __future__ import annotations

@@ -32,12 +32,16 @@ How the wrapping works (and what it needs from the inner loss):
   the embedding cut to the current dim. The swap is undone when the step ends, also on error.
 - A gradient-cached loss (``uses_gradient_cache = True``: it embeds mini-batches without a graph
   and re-embeds them in a backward hook, after our step has ended) must instead compute its loss
-  in ``self.calculate_loss(reps, labels, *, with_backward=False)``, where ``reps`` holds
-  per-column lists of mini-batch embeddings, and look that method up on ``self`` at call time.
+  in ``self.calculate_loss(reps, *rest, with_backward=False)``, where ``reps`` holds per-column
+  lists of mini-batch embeddings, and look that method up on ``self`` at call time. Only ``reps``
+  is truncated; the other arguments pass through untouched (``labels`` for
+  CachedMultipleNegativesRankingLoss and MegaBatchMarginLoss; the guide's embeddings for
+  CachedGISTEmbedLoss: the guide is another model, with its own dimension, and is not trained).
   During our step that method is swapped, on the instance only, for one that calls the original
-  once per dim on truncated copies and routes the gradients back to the full embeddings. This is
-  the protocol of losses/mega_batch_margin.py and of sentence-transformers' ``CachedLossMixin``;
-  the inner loss is left untouched outside our step (the reference decorates it for good).
+  once per dim on truncated copies and routes the gradients back to the full embeddings. All our
+  cached losses get their mini-batches from losses/gradient_cache.py and call this method from
+  there, so one mechanism serves them all (the protocol of sentence-transformers' cached losses
+  too); the inner loss is left untouched outside our step (the reference decorates it for good).
 - ``compute_loss_from_embeddings(embeddings, labels)`` works without a model if the inner loss
   has its own ``compute_loss_from_embeddings``.
 
@@ -171,7 +175,7 @@ class MatryoshkaLoss(EmbeddingLoss):
         if getattr(loss, "uses_gradient_cache", False) and not callable(
                 getattr(loss, "calculate_loss", None)):
             raise TypeError(f"{name}: {type(loss).__name__} uses gradient caching but has no "
-                            "calculate_loss(reps, labels, *, with_backward) method, so its "
+                            "calculate_loss(reps, ..., *, with_backward) method, so its "
                             "embeddings cannot be truncated (see losses/matryoshka.py)")
         # Largest dim first; each weight stays with its dim.
         ordered = sorted(zip(dims, weights, strict=True), key=lambda pair: pair[0], reverse=True)
@@ -247,22 +251,23 @@ class MatryoshkaLoss(EmbeddingLoss):
         original = self.loss.calculate_loss
         name = type(self).__name__
 
-        def calculate_loss_per_dim(reps: list[list[Tensor]], labels: Tensor | None = None, *,
+        def calculate_loss_per_dim(reps: list[list[Tensor]], *rest: Any,
                                    with_backward: bool = False, **kwargs: Any) -> Tensor:
+            # ``rest`` and ``kwargs``: labels, guide embeddings, ...: passed on as they are.
             total = None
             for dim, weight in self.sampled_dims(sort=False):
                 # reps: columns x mini-batches of (b, full) -> same layout, (b, dim), normalised.
                 truncated = [[truncate_and_normalize(piece, dim, name) for piece in column]
                              for column in reps]
                 if not with_backward:
-                    value = original(truncated, labels, with_backward=False, **kwargs)
+                    value = original(truncated, *rest, with_backward=False, **kwargs)
                 else:
                     # The inner loss back-propagates into its inputs and frees its graph, so give
                     # it fresh leaves, then carry their (weighted) gradients through the
                     # truncation into ``reps``, where the gradient cache collects them.
                     leaves = [[piece.detach().requires_grad_() for piece in column]
                               for column in truncated]
-                    value = original(leaves, labels, with_backward=True, **kwargs)
+                    value = original(leaves, *rest, with_backward=True, **kwargs)
                     pairs = [(piece, leaf.grad)
                              for column, leaf_column in zip(truncated, leaves, strict=True)
                              for piece, leaf in zip(column, leaf_column, strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from lab.metrics import (
     alignment,
     knn_accuracy,
+    layer_curve,
+    layer_embeddings,
     matryoshka_curve,
     retrieval_metrics,
     spearman,
@@ -98,3 +101,64 @@ def test_matryoshka_curve_truncates_every_column():
 def test_non_matrix_input_is_refused():
     with pytest.raises(ValueError, match=r"2-D \(n, dim\)"):
         uniformity(np.zeros(3))
+
+
+# --------------------------------------------------------------------------- per-layer metrics
+
+# Different lengths, so batches are padded and mean pooling has to respect the attention mask.
+SENTENCES = ["the cat sleeps", "a dog runs across the wide green park after the ball",
+             "stocks fell", "the central bank raised interest rates again this quarter",
+             "rain tomorrow", "a cold front brings snow to the northern hills tonight"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    from lab.models import load_model
+
+    return load_model("tiny-bert", device="cpu")  # 2 layers, hidden 128, dropout 0.1
+
+
+def test_layer_embeddings_match_the_model_cut_after_each_layer(tiny_bert):
+    tiny_bert.train()  # dropout on: layer_embeddings must switch it off, then restore the mode
+    layers = layer_embeddings(tiny_bert, SENTENCES, batch_size=4)
+    assert tiny_bert.training
+    assert sorted(layers) == [1, 2]
+    assert layers[1].shape == layers[2].shape == (len(SENTENCES), 128)
+    # The last layer, mean-pooled, is exactly what the model itself encodes.
+    np.testing.assert_allclose(layers[2], tiny_bert.encode(SENTENCES), atol=1e-5)
+    # Layer 1 is what a copy of the model with its second layer removed encodes.
+    one_layer = copy.deepcopy(tiny_bert)
+    encoder = one_layer[0].auto_model.encoder
+    encoder.layer = encoder.layer[:1]
+    np.testing.assert_allclose(layers[1], one_layer.encode(SENTENCES), atol=1e-5)
+    assert np.abs(layers[1] - layers[2]).max() > 1e-2
+    # Padding does not leak into the mean: one text per batch gives the same vectors.
+    alone = layer_embeddings(tiny_bert, SENTENCES, batch_size=1)
+    np.testing.assert_allclose(alone[1], layers[1], atol=1e-5)
+
+
+def test_layer_curve_by_hand_with_duplicated_texts(tiny_bert):
+    texts = SENTENCES[:4] * 2  # every text twice: its nearest neighbour is its own copy
+    # Copies share a label: every 1-NN vote is right, at every layer, whatever the weights.
+    assert layer_curve(tiny_bert, texts, [0, 1, 2, 3] * 2, k=1) == {1: 1.0, 2: 1.0}
+    # Copies get different labels (0 <-> 1, 2 <-> 3): every vote is wrong.
+    assert layer_curve(tiny_bert, texts, [0, 0, 2, 2, 1, 1, 3, 3], k=1) == {1: 0.0, 2: 0.0}
+    # groups exclude the copies, so the vote falls to other texts: it is knn_accuracy's rule.
+    groups = [0, 1, 2, 3] * 2
+    labels = [0, 0, 1, 1] * 2
+    layers = layer_embeddings(tiny_bert, texts)
+    assert layer_curve(tiny_bert, texts, labels, k=1, groups=groups) == {
+        layer: knn_accuracy(layers[layer], labels, k=1, groups=groups) for layer in (1, 2)}
+    with pytest.raises(ValueError, match="8 texts but 3 labels"):
+        layer_curve(tiny_bert, texts, [0, 1, 2])
+
+
+def test_layer_curve_refuses_models_without_transformer_layers():
+    from lab.models import load_model
+
+    static = load_model("tiny", device="cpu")
+    with pytest.raises(ValueError, match=r"StaticEmbedding.*no transformer layers") as error:
+        layer_curve(static, ["a", "b"], [0, 1])
+    assert "tiny-bert" in str(error.value) and "minilm" in str(error.value)
+    with pytest.raises(ValueError, match="got list"):
+        layer_embeddings([1, 2], ["a"])

@@ -6,6 +6,7 @@ Guides (all offline, dropout 0):
 - ``other_tokenizer_guide``: a tinier BERT with its own small WordPiece vocabulary, built in a
   temporary folder: texts are decoded from the model's ids and re-tokenised for it.
 
+``other_tokenizer_bert_path``: that guide's bare BERT folder (hidden size 32), e.g. a decoder.
 ``reference_on_embeddings`` runs the reference GISTEmbedLoss (which has no embedding-level entry
 point) on given embeddings, through stand-in models that return them.
 """
@@ -68,6 +69,11 @@ def _other_tokenizer_folder() -> Path:
 
 def other_tokenizer_guide(dtype: torch.dtype = torch.float64) -> SentenceTransformer:
     return SentenceTransformer(str(_other_tokenizer_folder()), device="cpu").to(dtype)
+
+
+def other_tokenizer_bert_path() -> str:
+    """The Hugging Face folder of that guide's BERT (hidden size 32), e.g. to load a decoder."""
+    return str(_other_tokenizer_folder().parent / "bert")
 
 
 @cache

@@ -79,6 +79,24 @@ def tiny_model(dtype: torch.dtype = torch.float64) -> SentenceTransformer:
     return copy.deepcopy(_base_model()).to(dtype)
 
 
+@cache
+def _base_dropout_model() -> SentenceTransformer:
+    from lab.models import load_model
+
+    return load_model("tiny-bert", device="cpu", dropout=0.1)
+
+
+def tiny_dropout_model(dtype: torch.dtype = torch.float64) -> SentenceTransformer:
+    """A fresh copy of the lab's tiny BERT with dropout 0.1, in training mode.
+
+    Same weights as ``tiny_model`` (same seed): only the dropout differs, so a dropout test can
+    show that dropout was active by comparing with ``tiny_model``.
+    """
+    model = copy.deepcopy(_base_dropout_model()).to(dtype)
+    model.train()
+    return model
+
+
 def tokenize(model: SentenceTransformer, columns: Sequence[Sequence[str]]) -> list[dict]:
     """Fresh feature dicts per column (the model writes into them, so never reuse them)."""
     return [model.preprocess(list(column)) for column in columns]
@@ -143,6 +161,35 @@ def assert_model_parity(
     if check_gradients:
         rtol = GRAD_RTOL if dtype == torch.float64 else 1e-2
         _assert_gradients_close(our_gradients, their_gradients, f"{dtype}", rtol)
+
+
+def value_and_gradients(make_loss: Callable[[SentenceTransformer], torch.nn.Module],
+                        model: SentenceTransformer, columns: Sequence[Sequence[str]],
+                        factor: float = 1.0, seed: int = 12) -> tuple[Tensor, dict[str, Tensor]]:
+    """(loss value, {parameter: gradient}) of one call on ``model``, seeded before the forward.
+
+    ``factor`` multiplies the loss before ``backward()``, as gradient accumulation or fp16 loss
+    scaling do: a gradient-cached loss must pass it on to every mini-batch.
+    """
+    loss = make_loss(model)
+    seed_everything(seed)
+    value = _total(loss(tokenize(model, columns), None))
+    (factor * value).backward()
+    return value.detach(), _named_gradients(model)
+
+
+def assert_same_value_and_gradients(first: tuple[Tensor, dict[str, Tensor]],
+                                    second: tuple[Tensor, dict[str, Tensor]], value_rtol: float,
+                                    gradient_rtol: float, what: str = "") -> None:
+    """Two ``value_and_gradients`` results agree (gradient atol: rtol x the largest entry)."""
+    (value, gradients), (other_value, other_gradients) = first, second
+    torch.testing.assert_close(value, other_value, rtol=value_rtol, atol=0,
+                               msg=lambda m: f"{what} loss value: {m}")
+    assert set(gradients) == set(other_gradients), f"{what}: different parameters have gradients"
+    for name, gradient in other_gradients.items():
+        torch.testing.assert_close(gradients[name], gradient, rtol=gradient_rtol,
+                                   atol=gradient_rtol * gradient.abs().max().item() + 1e-15,
+                                   msg=lambda m, name=name: f"{what} gradient of {name}: {m}")
 
 
 def random_embeddings(columns: int, batch: int = 8, dim: int = 16, seed: int = 0,

@@ -1,4 +1,10 @@
-"""CachedGISTEmbedLoss: parity with the reference, and equal to our GISTEmbedLoss."""
+"""CachedGISTEmbedLoss: parity with the reference, and equal to our GISTEmbedLoss.
+
+With dropout on, as for CachedMultipleNegativesRankingLoss: GISTEmbedLoss draws one set of
+dropout masks per column, so the cached loss equals it where the masks can agree (one mini-batch
+per column); at smaller mini-batches it is compared with the reference cached loss, which draws
+the same masks in the same order from the same seeds and, like ours, replays them in backward.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +23,25 @@ from tests.losses.parity import (
     NEGATIVES,
     POSITIVES,
     assert_model_parity,
+    assert_same_value_and_gradients,
     random_embeddings,
     seed_everything,
+    tiny_dropout_model,
     tiny_model,
     tokenize,
+    value_and_gradients,
 )
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: these tensors are tiny, and on a shared 2-core machine extra threads
+    only spin against other processes. Restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 PAIRS = [ANCHORS, POSITIVES]
 TRIPLETS = [ANCHORS, POSITIVES, NEGATIVES]
@@ -87,25 +107,39 @@ def test_equals_our_gist_embed_loss(mini_batch_size, options):
                                    atol=1e-9 * gradient.abs().max().item() + 1e-15)
 
 
-def test_backward_replays_dropout_and_scales_by_the_incoming_gradient():
-    from lab.models import load_model
-
+@pytest.mark.parametrize("mini_batch_size", [6, 32])
+def test_with_dropout_equals_our_gist_embed_loss_when_the_masks_agree(mini_batch_size):
+    # One mini-batch per column: the first pass draws exactly GISTEmbedLoss's masks (the guide,
+    # without dropout, draws none), and the backward replays them.
     guide = same_tokenizer_guide()
-    results = []
-    for make in (CachedGISTEmbedLoss, reference.CachedGISTEmbedLoss):
-        torch.manual_seed(0)
-        model = load_model("tiny-bert", device="cpu", dropout=0.1).double()
-        model.train()
-        seed_everything()
-        value = make(model, guide, mini_batch_size=2)(tokenize(model, TRIPLETS), None)
-        (3.0 * value).backward()
-        results.append((value.detach(), {n: p.grad for n, p in model.named_parameters()
-                                         if p.grad is not None}))
-    (value, gradients), (reference_value, reference_gradients) = results
-    torch.testing.assert_close(value, reference_value, rtol=1e-9, atol=0)
-    for name, gradient in reference_gradients.items():
-        torch.testing.assert_close(gradients[name], gradient, rtol=1e-6,
-                                   atol=1e-6 * gradient.abs().max().item() + 1e-15)
+    cached = value_and_gradients(
+        lambda m: CachedGISTEmbedLoss(m, guide, mini_batch_size=mini_batch_size),
+        tiny_dropout_model(), TRIPLETS)
+    plain = value_and_gradients(lambda m: GISTEmbedLoss(m, guide), tiny_dropout_model(),
+                                TRIPLETS)
+    assert_same_value_and_gradients(cached, plain, value_rtol=1e-9, gradient_rtol=1e-7)
+    undropped = value_and_gradients(lambda m: GISTEmbedLoss(m, guide), tiny_model(), TRIPLETS)
+    assert not torch.allclose(plain[0], undropped[0]), "dropout was not active"
+
+
+@pytest.mark.parametrize("splitting", [{"mini_batch_size": 2}, {"mini_batch_num_tokens": 30}],
+                         ids=["mini_batch_size=2", "mini_batch_num_tokens=30"])
+def test_with_dropout_matches_the_reference_and_scales_with_the_incoming_gradient(splitting):
+    # Same seeds, same mini-batches: both draw the same masks in the same order. The factor 3
+    # stands for gradient accumulation or fp16 loss scaling: every mini-batch must get it.
+    guide = same_tokenizer_guide()
+    ours = value_and_gradients(lambda m: CachedGISTEmbedLoss(m, guide, **splitting),
+                               tiny_dropout_model(), NTUPLES, factor=3.0)
+    theirs = value_and_gradients(lambda m: reference.CachedGISTEmbedLoss(m, guide, **splitting),
+                                 tiny_dropout_model(), NTUPLES, factor=3.0)
+    assert_same_value_and_gradients(ours, theirs, value_rtol=1e-9, gradient_rtol=1e-6)
+    once = value_and_gradients(lambda m: CachedGISTEmbedLoss(m, guide, **splitting),
+                               tiny_dropout_model(), NTUPLES)
+    scaled = (once[0], {name: 3.0 * gradient for name, gradient in once[1].items()})
+    assert_same_value_and_gradients(ours, scaled, value_rtol=0, gradient_rtol=1e-9)
+    undropped = value_and_gradients(lambda m: CachedGISTEmbedLoss(m, guide, **splitting),
+                                    tiny_model(), NTUPLES)
+    assert not torch.allclose(ours[0], undropped[0]), "dropout was not active"
 
 
 def test_evaluation_without_gradients_gives_the_same_value():
@@ -152,3 +186,10 @@ def test_bad_input_and_settings_are_refused():
         CachedGISTEmbedLoss(model, guide, mini_batch_num_tokens=0)
     with pytest.raises(ValueError, match="StaticEmbedding"):
         CachedGISTEmbedLoss(load_model("tiny", device="cpu"), guide)
+
+
+@pytest.mark.parametrize("mini_batch_size", [0, -2, 1.5])
+def test_mini_batch_size_must_be_a_positive_integer(mini_batch_size):
+    with pytest.raises(ValueError, match=r"CachedGISTEmbedLoss: mini_batch_size must be a "
+                                         r"positive integer; got"):
+        CachedGISTEmbedLoss(tiny_model(), same_tokenizer_guide(), mini_batch_size=mini_batch_size)

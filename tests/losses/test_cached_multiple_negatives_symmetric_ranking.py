@@ -2,7 +2,10 @@
 
 It must equal the reference's cached symmetric loss (values, float64 gradients), our
 CachedMultipleNegativesRankingLoss with the symmetric settings, and our uncached
-MultipleNegativesSymmetricRankingLoss.
+MultipleNegativesSymmetricRankingLoss. With dropout on, as for CachedMultipleNegativesRankingLoss:
+the uncached forward draws one set of dropout masks per column, so the comparison with the
+uncached loss is made where the masks can agree (one mini-batch per column), and the one with the
+reference at smaller mini-batches (same seeds, same masks in the same order, replayed in backward).
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from tests.losses.parity import (
     ANCHORS,
     POSITIVES,
     assert_model_parity,
+    assert_same_value_and_gradients,
     random_embeddings,
     seed_everything,
+    tiny_dropout_model,
     tiny_model,
     tokenize,
+    value_and_gradients,
 )
 
 
@@ -102,6 +108,45 @@ def test_is_the_cached_loss_with_symmetric_directions_and_the_uncached_symmetric
     for name, gradient in uncached[1].items():
         torch.testing.assert_close(symmetric[1][name], gradient, rtol=1e-9,
                                    atol=1e-9 * gradient.abs().max().item() + 1e-15)
+
+
+@pytest.mark.parametrize("mini_batch_size", [6, 100])
+def test_with_dropout_equals_the_uncached_loss_when_the_masks_agree(mini_batch_size):
+    # One mini-batch per column: the first pass draws exactly the uncached forward's masks, and
+    # the backward replays them.
+    cached = value_and_gradients(
+        lambda m: quietly(lambda: CachedMultipleNegativesSymmetricRankingLoss(
+            m, mini_batch_size=mini_batch_size)), tiny_dropout_model(), [ANCHORS, POSITIVES])
+    uncached = value_and_gradients(
+        lambda m: quietly(lambda: MultipleNegativesSymmetricRankingLoss(m)),
+        tiny_dropout_model(), [ANCHORS, POSITIVES])
+    assert_same_value_and_gradients(cached, uncached, value_rtol=1e-9, gradient_rtol=1e-9)
+    undropped = value_and_gradients(
+        lambda m: quietly(lambda: MultipleNegativesSymmetricRankingLoss(m)), tiny_model(),
+        [ANCHORS, POSITIVES])
+    assert not torch.allclose(uncached[0], undropped[0]), "dropout was not active"
+
+
+@pytest.mark.parametrize("splitting", [{"mini_batch_size": 2}, {"mini_batch_num_tokens": 30}],
+                         ids=["mini_batch_size=2", "mini_batch_num_tokens=30"])
+def test_with_dropout_matches_the_reference_and_scales_with_the_incoming_gradient(splitting):
+    # Same seeds, same mini-batches: both draw the same masks in the same order. The factor 3
+    # stands for gradient accumulation or fp16 loss scaling: every mini-batch must get it.
+    def ours(model):
+        return quietly(lambda: CachedMultipleNegativesSymmetricRankingLoss(model, **splitting))
+
+    def theirs(model):
+        return quietly(lambda: reference.CachedMultipleNegativesSymmetricRankingLoss(
+            model, **splitting))
+
+    mine = value_and_gradients(ours, tiny_dropout_model(), [ANCHORS, POSITIVES], factor=3.0)
+    other = value_and_gradients(theirs, tiny_dropout_model(), [ANCHORS, POSITIVES], factor=3.0)
+    assert_same_value_and_gradients(mine, other, value_rtol=1e-9, gradient_rtol=1e-6)
+    once = value_and_gradients(ours, tiny_dropout_model(), [ANCHORS, POSITIVES])
+    scaled = (once[0], {name: 3.0 * gradient for name, gradient in once[1].items()})
+    assert_same_value_and_gradients(mine, scaled, value_rtol=0, gradient_rtol=1e-9)
+    undropped = value_and_gradients(ours, tiny_model(), [ANCHORS, POSITIVES])
+    assert not torch.allclose(mine[0], undropped[0]), "dropout was not active"
 
 
 def test_construction_warns_with_the_reference_category():

@@ -291,6 +291,15 @@ def test_data_loader_default_ratio_and_collate_fn():
     assert next(iter(loader)) == 16
 
 
+@pytest.mark.parametrize("batch_size", [0, -8, 2.5, 8.0, "8", True])
+def test_data_loader_batch_size_must_be_a_positive_integer(batch_size):
+    # The reference accepts most of these and fails later (ZeroDivisionError when iterating
+    # with 0, TypeError with 8.0) or never (True counts as 1); ours refuses them up front.
+    with pytest.raises(ValueError, match=r"ContrastiveTensionDataLoader: batch_size must be a "
+                                         r"positive integer; got"):
+        ContrastiveTensionDataLoader(SENTENCES, batch_size, pos_neg_ratio=1)
+
+
 def test_data_loader_bad_input():
     with pytest.raises(ValueError, match=r"ContrastiveTensionDataLoader .*must be divisible"):
         ContrastiveTensionDataLoader(SENTENCES, 6, pos_neg_ratio=4)

@@ -10,6 +10,7 @@ from transformers import logging as transformers_logging
 
 from losses.denoising_auto_encoder import DenoisingAutoEncoderLoss
 from losses.validation import LossInputError, LossInputWarning
+from tests.losses.gist_cases import other_tokenizer_bert_path
 from tests.losses.parity import (
     ANCHORS,
     assert_model_parity,
@@ -204,6 +205,16 @@ def test_bad_input_names_the_loss_and_the_format():
         loss.compute_loss_from_embeddings(random_embeddings(1, batch=6), torch.ones(6, 4).long())
     with pytest.raises(LossInputError, match="no token to predict"):
         loss.compute_loss_from_embeddings(leaf, torch.zeros(6, 4, dtype=torch.long))
+
+
+def test_decoder_of_another_hidden_size_is_refused():
+    # An untied decoder from a BERT of hidden size 32; the encoder's is 128. The decoder
+    # cross-attends to the sentence embedding, so the sizes must match.
+    decoder_path = other_tokenizer_bert_path()
+    with pytest.raises(LossInputError, match=r"DenoisingAutoEncoderLoss: the encoder's hidden "
+                                             r"size \(128\) differs from the decoder's \(32\)"):
+        DenoisingAutoEncoderLoss(tiny_model(torch.float32), decoder_path,
+                                 tie_encoder_decoder=False)
 
 
 @pytest.mark.slow

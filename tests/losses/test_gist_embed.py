@@ -243,6 +243,29 @@ def test_guide_without_a_transformers_tokenizer_is_refused():
         reference.GISTEmbedLoss(tiny_model(), guide)
 
 
+def test_static_embedding_model_with_a_guide_that_needs_retokenizing_is_refused():
+    from transformers import PreTrainedTokenizerFast
+
+    from lab.models import load_model
+
+    guide = other_tokenizer_guide()
+    static = load_model("tiny", device="cpu")  # its tokenizer is a bare tokenizers.Tokenizer
+    with pytest.raises(ValueError, match="GISTEmbedLoss: the trained model must use a Hugging "
+                                         "Face transformers tokenizer"):
+        GISTEmbedLoss(static, guide)
+    with pytest.raises(ValueError):
+        reference.GISTEmbedLoss(static, guide)
+    # The same model with a transformers tokenizer (same vocabulary) gets to the vocabulary
+    # check: the guide's differs, texts would have to be decoded from the flat StaticEmbedding
+    # inputs, which is refused.
+    static.tokenizer = PreTrainedTokenizerFast(tokenizer_object=static.tokenizer)
+    with pytest.raises(ValueError, match=r"GISTEmbedLoss: the guide has a different tokenizer.*"
+                                         r"StaticEmbedding model's flat inputs"):
+        GISTEmbedLoss(static, guide)
+    with pytest.raises(ValueError, match="must not be based on a StaticEmbedding"):
+        reference.GISTEmbedLoss(static, guide)
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="margin_strategy must be 'absolute' or 'relative'"):
         GISTEmbedLoss(None, None, margin_strategy="hard")
