@@ -444,6 +444,7 @@ def train(
         raise ValueError(f"{loss} trains on label-balanced batches of pairs of examples per "
                          f"label: batch_size must be an even number >= 4; got {batch_size}")
     transformers_logging.set_verbosity_error()  # keep load reports out of a student's output
+    transformers_logging.disable_progress_bar()  # weight loading is instant: no bar for it
     device = _pick_device(device)
     set_seed(seed)
 
@@ -455,6 +456,12 @@ def train(
         model = load_model(model_name, device=device, seed=seed)
     else:
         model.to(device)
+    card = getattr(model, "model_card_data", None)
+    if card is not None and not getattr(card, "widget", True):
+        # The trainer picks model-card widget examples only when there are none: give it one
+        # (a probe sentence) instead of a sampling pass over the data with its own progress bar.
+        card.widget = [{"text": default_probe().texts[0]}]
+        card.local_files_only = True
     fmt, train_rows, eval_rows = _prepare_data(data_entry, dataset, seed)
     if entry.name == "ContrastiveTensionLoss":
         train_rows = tension_pairs(train_rows[train_rows.column_names[0]], seed=seed)

@@ -117,7 +117,8 @@ def _import_umap() -> object:
                 print(f"UMAP: loading compiled numba code cached in {folder} (a few seconds)...",
                       file=sys.stderr, flush=True)
             else:
-                print("UMAP: compiling numba code on first use (about 20 s, up to a few minutes on a slow CPU; cached afterwards)...",
+                print("UMAP: compiling numba code on first use (about 20 s, up to a few "
+                      "minutes on a slow CPU; cached afterwards)...",
                       file=sys.stderr, flush=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # numba and umap import-time chatter
