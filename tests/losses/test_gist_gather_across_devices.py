@@ -66,7 +66,7 @@ def cached_chunks_with_gradients(options, embeddings, guide):
     loss = CachedGISTEmbedLoss(None, None, mini_batch_size=CHUNK, **options)
     reps = [[piece.clone().requires_grad_() for piece in column.split(CHUNK)]
             for column in embeddings]
-    value = loss._loss_on_minibatches(guide, reps, None, with_backward=True)
+    value = loss.calculate_loss(reps, [[column] for column in guide], with_backward=True)
     return value.detach(), [torch.cat([piece.grad for piece in column]) for column in reps]
 
 
