@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+CHROMIUM := /usr/bin/chromium
 
 # Nothing in the default run downloads models or data.
 export HF_HUB_OFFLINE ?= 1
@@ -14,10 +15,11 @@ export GRADIO_ANALYTICS_ENABLED := False
 
 .PHONY: lab test lint format constraints clean
 
+# The Gradio app on http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override).
 lab: $(VENV)/.installed-lab
-	$(PY) -m lab demo
+	$(PY) app.py
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(CHROMIUM)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -27,6 +29,19 @@ lint: $(VENV)/.installed-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
+
+# The browser tests drive Debian's Chromium (never `playwright install`); installed once with apt.
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests (apt-get, once)..."; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "error: the browser tests need Chromium at $(CHROMIUM) and there is no apt-get;" \
+	       "install your system's chromium package" >&2; exit 1; \
+	fi
+	@test -x $(CHROMIUM) || { echo "error: apt-get did not install $(CHROMIUM)" >&2; exit 1; }
 
 $(VENV)/.installed-lab: requirements.txt constraints.txt | $(PY)
 	@echo "Installing requirements.txt into $(VENV) (first time: a few minutes)..."

@@ -6,6 +6,7 @@ saves them as PNGs into the run folder for the command line.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +30,52 @@ def _margin(result: Any) -> float | None:
     return None
 
 
-def figures(result: Any) -> dict[str, Figure]:
-    """Every plot that fits ``result``, by name (names are the PNG file stems)."""
+def figures(result: Any, only: Collection[str] | None = None) -> dict[str, Figure]:
+    """Every plot that fits ``result``, by name (names are the PNG file stems).
+
+    ``only``: build just these names (those that fit), e.g. for a page that already drew the
+    others; None builds all.
+    """
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     probe = result.probe
     labels = np.asarray(probe.labels)
     names = list(probe.label_names)
     (first_step, before), (last_step, after) = result.snapshots[0], result.snapshots[-1]
     title = f"{result.loss} on {result.data_format} ({result.model_name})"
-    plots: dict[str, Figure] = {
-        "loss-curve": viz.loss_curve(result.curves, title=title),
-        "embedding-map-before-after": viz.before_after_map(
+    plots: dict[str, Figure] = {}
+    if wanted("loss-curve"):
+        plots["loss-curve"] = viz.loss_curve(result.curves, title=title)
+    if wanted("embedding-map-before-after"):
+        plots["embedding-map-before-after"] = viz.before_after_map(
             before, after, labels, names,
-            title=f"{title}: probe sentences at step {first_step} and step {last_step}"),
-    }
-    if len(result.snapshots) > 2:
+            title=f"{title}: probe sentences at step {first_step} and step {last_step}")
+    if len(result.snapshots) > 2 and wanted("embedding-map-snapshots"):
         plots["embedding-map-snapshots"] = viz.snapshot_grid(result.snapshots, labels, names)
-    margin = _margin(result)
-    measure = "euclidean" if margin is not None else "cosine"
-    plots["similarity-histograms"] = viz.similarity_histograms(
-        before, after, labels, measure=measure, margin=margin,
-        title=f"{title}: same-topic vs different-topic pairs")
-    if result.active_fraction:
+    if wanted("similarity-histograms"):
+        margin = _margin(result)
+        measure = "euclidean" if margin is not None else "cosine"
+        plots["similarity-histograms"] = viz.similarity_histograms(
+            before, after, labels, measure=measure, margin=margin,
+            title=f"{title}: same-topic vs different-topic pairs")
+    if result.active_fraction and wanted("active-triplets"):
         plots["active-triplets"] = viz.active_fraction_curve(result.active_fraction, title=title)
     if result.triplets:
         record = result.triplets[-1]
-        plots["mined-triplets-map"] = viz.triplet_map(
-            after, labels, record.embeddings, record.anchor, record.positive, record.negative,
-            record.active, label_names=names)
-        plots["mined-triplets-table"] = viz.triplet_table(
-            record.texts, record.anchor, record.positive, record.negative,
-            labels=record.labels, label_names=names, losses=record.losses,
-            active=record.active)
-    if "matryoshka" in result.extra_curves:
+        if wanted("mined-triplets-map"):
+            plots["mined-triplets-map"] = viz.triplet_map(
+                after, labels, record.embeddings, record.anchor, record.positive,
+                record.negative, record.active, label_names=names)
+        if wanted("mined-triplets-table"):
+            plots["mined-triplets-table"] = viz.triplet_table(
+                record.texts, record.anchor, record.positive, record.negative,
+                labels=record.labels, label_names=names, losses=record.losses,
+                active=record.active)
+    if "matryoshka" in result.extra_curves and wanted("quality-vs-dimension"):
         plots["quality-vs-dimension"] = viz.matryoshka_plot(result.extra_curves["matryoshka"])
-    if "layers" in result.extra_curves:
+    if "layers" in result.extra_curves and wanted("quality-vs-layer"):
         plots["quality-vs-layer"] = viz.layer_plot(result.extra_curves["layers"])
     return plots
 

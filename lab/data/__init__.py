@@ -88,12 +88,14 @@ def load_user_file(
     columns: Mapping[str, str] | None = None,
     eval_fraction: float = 0.2,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> datasets.DatasetDict:
     """Load a CSV or JSONL (one JSON object per line) file in data format ``fmt``.
 
     The file needs exactly the format's columns (``columns=`` renames yours first). Rows are
     split into "train" and "eval" with ``eval_fraction`` and ``seed``. Only data is read: no
-    code, no pickles.
+    code, no pickles. ``cache_dir`` keeps the parsed copy there instead of the Hugging Face
+    datasets cache (the app keeps each session's uploads in its own folder).
     """
     path = Path(path)
     builders = {".csv": "csv", ".jsonl": "json", ".json": "json"}
@@ -101,9 +103,12 @@ def load_user_file(
         raise ValueError(f"{path.name}: expected a .csv or .jsonl file; got {path.suffix!r}")
     if not path.is_file():
         raise FileNotFoundError(f"No file at {str(path)!r}")
+    options: dict = {"data_files": str(path)}
+    if cache_dir is not None:
+        options["cache_dir"] = str(cache_dir)
     return _load_and_conform(
-        builders[path.suffix.lower()], {"data_files": str(path)}, fmt, columns, eval_fraction,
-        seed, source=path.name,
+        builders[path.suffix.lower()], options, fmt, columns, eval_fraction, seed,
+        source=path.name,
     )
 
 
