@@ -1,15 +1,15 @@
 """Speed and memory of our losses against sentence-transformers', as ratios, in one run.
 
-Each measurement is the loss alone (``compute_loss_from_embeddings`` on fixed random embeddings,
-forward + backward), in a fresh Python process so peak memory is that configuration's own:
+For every catalog loss, both implementations on identical inputs, forward + backward, each
+configuration in a fresh process (see ``benchmarks/harness.py`` and ``benchmarks/cases.py``),
+plus the matrix-product floor, the training speed of the ``tiny`` model, and the issue's targets
+evaluated from the numbers::
 
-    python benchmarks/bench_losses.py            # full table -> benchmarks/RESULTS.md
-    python benchmarks/bench_losses.py --quick    # small batches, a few minutes
-    python benchmarks/bench_losses.py --loss BatchAllTripletLoss --batch 1024
+    make bench                                       # full: benchmarks/RESULTS.md
+    make bench QUICK=1                               # a few minutes: benchmarks/RESULTS-quick.md
+    python benchmarks/bench_losses.py --loss BatchAllTripletLoss --batch 1024 --out /tmp/r.md
 
-Time is the median of repeated runs after a warm-up; memory is the peak resident set size
-during those runs minus the resident size just before them. A configuration that fails (out of
-memory, or slower than the time limit) is reported as such, not hidden.
+The raw results are written next to the page as JSON (``results.json``, ``results-quick.json``).
 """
 
 from __future__ import annotations
@@ -17,187 +17,184 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import this checkout's losses
-DIM = 384
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's packages
+
+from benchmarks import cases, harness, report  # noqa: E402
+
+HERE = ROOT / "benchmarks"
 
 
-@dataclass(frozen=True)
-class Case:
-    """How to feed one loss: text columns, label kind, constructor options, batch sizes."""
-
-    columns: int
-    labels: str | None  # "classes", "scores", "binary", "nli", "teacher", "margins", None
-    batches: tuple[int, ...]
-    quick_batches: tuple[int, ...] = (64, 256)
-    options: tuple[tuple[str, object], ...] = ()
-
-
-CASES: dict[str, Case] = {
-    "TripletLoss": Case(3, None, (256, 1024, 4096)),
-    "BatchAllTripletLoss": Case(1, "classes", (256, 512, 1024, 2048, 4096)),
-    "BatchHardTripletLoss": Case(1, "classes", (256, 1024, 2048, 4096)),
-    "BatchSemiHardTripletLoss": Case(1, "classes", (256, 1024, 2048, 4096)),
-    "BatchHardSoftMarginTripletLoss": Case(1, "classes", (256, 1024, 2048, 4096)),
-    "ContrastiveLoss": Case(2, "binary", (256, 1024, 4096)),
-    "OnlineContrastiveLoss": Case(2, "binary", (256, 1024, 4096)),
-    "CosineSimilarityLoss": Case(2, "scores", (256, 1024, 4096)),
-    "CoSENTLoss": Case(2, "scores", (256, 1024, 4096)),
-    "AnglELoss": Case(2, "scores", (256, 1024, 4096)),
-    "MultipleNegativesRankingLoss": Case(2, None, (256, 1024, 4096)),
-    "MultipleNegativesSymmetricRankingLoss": Case(2, None, (256, 1024, 4096)),
-    "MegaBatchMarginLoss": Case(2, None, (256, 1024)),
-    "GlobalOrthogonalRegularizationLoss": Case(2, None, (256, 1024, 4096)),
-    "MSELoss": Case(1, "teacher", (256, 1024, 4096)),
-    "MarginMSELoss": Case(3, "margins", (256, 1024, 4096)),
-    "DistillKLDivLoss": Case(3, "teacher_scores", (256, 1024, 4096)),
-    "EmbedDistillLoss": Case(1, "teacher", (256, 1024, 4096)),
-}
-"""Every benchmarked loss; a loss is measured only once ours exists (``losses.__all__``)."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer batch sizes and repeats (a few minutes)")
+    parser.add_argument("--loss", action="append", help="only this loss (repeatable)")
+    parser.add_argument("--batch", type=int, action="append", help="only this batch size")
+    parser.add_argument("--repeats", type=int, help="timed calls per configuration "
+                        "(default 5, quick 3)")
+    parser.add_argument("--timeout", type=float, help="seconds per configuration "
+                        "(default 300, quick 120)")
+    parser.add_argument("--memory-cap-gb", type=float,
+                        help="extra memory allowed per configuration (default: 60%% of the "
+                             "available memory, at most 16 GB)")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads per configuration (default: torch's default, one "
+                             "per core); 1 gives steadier numbers on a shared, busy machine")
+    parser.add_argument("--train-speed", choices=("run", "skip"), default="run",
+                        help="measure tiny's training speed against the full static model")
+    parser.add_argument("--out", help="markdown page to write (default benchmarks/RESULTS.md, "
+                        "RESULTS-quick.md in quick mode, RESULTS-partial.md with --loss/--batch)")
+    return parser.parse_args(argv)
 
 
-def make_inputs(case: Case, batch: int, seed: int = 0):
-    """Random embeddings (one leaf tensor per column) and labels for one batch."""
-    import torch
+def selected_losses(requested: list[str] | None) -> list[str]:
+    """Catalog losses to run, in catalog order; unknown names raise a one-line error."""
+    from lab import catalog
 
-    generator = torch.Generator().manual_seed(seed)
-    columns = [torch.randn(batch, DIM, generator=generator) for _ in range(case.columns)]
-    classes = max(2, batch // 64)  # 64 examples per class, as a balanced batch sampler gives
-    labels = {
-        None: None,
-        "classes": torch.arange(batch) % classes,
-        "scores": torch.randint(0, 5, (batch,), generator=generator) / 4,
-        "binary": torch.randint(0, 2, (batch,), generator=generator),
-        "teacher": torch.randn(batch, DIM, generator=generator),
-        "margins": torch.randn(batch, generator=generator),
-        "teacher_scores": torch.randn(batch, case.columns - 1, generator=generator),
-    }[case.labels]
-    return columns, labels
+    names = list(catalog.LOSSES)
+    if not requested:
+        return names
+    unknown = [name for name in requested if name not in catalog.LOSSES]
+    if unknown:
+        raise SystemExit(f"unknown loss {', '.join(unknown)}; expected catalog names such as "
+                         f"{', '.join(names[:3])} (python -m lab losses lists them)")
+    return [name for name in names if name in requested]
 
 
-def measure(loss_name: str, implementation: str, batch: int, repeats: int) -> dict:
-    """Time and peak memory of forward + backward of one loss (run inside a fresh process)."""
-    import torch
-
-    torch.manual_seed(0)
-    if implementation == "ours":
-        import losses as library
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(markdown page, raw JSON) for this run."""
+    if args.out:
+        page = Path(args.out)
+    elif args.loss or args.batch:
+        page = HERE / "RESULTS-partial.md"
     else:
-        from sentence_transformers.sentence_transformer import losses as library
-    case = CASES[loss_name]
-    loss = getattr(library, loss_name)(None, **dict(case.options))
-    columns, labels = make_inputs(case, batch)
-
-    def step() -> None:
-        leaves = [column.clone().requires_grad_(True) for column in columns]
-        value = loss.compute_loss_from_embeddings(leaves, labels)
-        total = sum(value.values()) if isinstance(value, dict) else value
-        total.backward()
-
-    step()  # warm-up: first-call allocations and lazy initialisation
-    baseline_kb = _current_rss_kb()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": statistics.median(times), "peak_mb": max(0, peak_kb - baseline_kb) / 1024}
+        page = HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    return page, page.with_name(page.stem.lower() + ".json")
 
 
-def _current_rss_kb() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def run_tasks(tasks: list[dict], timeout: float, cap_bytes: int, log_path: Path) -> list[dict]:
+    """Measure every task with the fork servers; results in task order."""
+    servers: dict[str, harness.Server] = {}
+    results = []
+    with open(log_path, "a") as log:
+        try:
+            for number, task in enumerate(tasks, 1):
+                kind = "reference" if task["impl"] == "reference" else "ours"
+                if kind not in servers:
+                    servers[kind] = harness.Server(kind, log=log)
+                measured = servers[kind].measure(task, timeout, cap_bytes)
+                results.append({**task, **measured})
+                shown = (measured["error"] if "error" in measured else
+                         f"{measured['seconds']:.4g} s  {measured['peak_mb']:.0f} MB")
+                print(f"[{number}/{len(tasks)}] {task['loss']} {task['model']} "
+                      f"batch {task['batch']} {task['impl']}: {shown}", flush=True)
+        finally:
+            for server in servers.values():
+                server.close()
+    return results
 
 
-def run_child(loss_name: str, implementation: str, batch: int, repeats: int,
-              timeout: float) -> dict:
-    """Measure in a fresh process; report failures (out of memory, timeout) as data."""
-    command = [sys.executable, __file__, "--child", "--loss", loss_name, "--impl", implementation,
-               "--batch", str(batch), "--repeats", str(repeats)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    except subprocess.TimeoutExpired:
-        return {"error": f"over {timeout:.0f} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["killed"])[-1]
-        return {"error": "out of memory" if "memory" in last.lower() or done.returncode == -9
-                else last[:80]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def confirm_slower(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
+                   rounds: int = 2) -> int:
+    """Measure again, ``rounds`` more times, every configuration where ours looked more than
+    ``report.TIME_TOLERANCE`` slower than the reference: both sides, in fresh processes, each
+    keeping its fastest median. One stall of a shared machine then does not decide a ratio, and
+    both sides get the same number of tries. Returns how many configurations were re-measured.
+    """
+    by_key = {(r["loss"], r["batch"], r["model"], r["impl"]): r for r in results}
+    suspects = []
+    for (loss, batch, model, impl), ours in by_key.items():
+        reference = by_key.get((loss, batch, model, "reference"))
+        if impl != "ours" or reference is None or "error" in ours or "error" in reference:
+            continue
+        if ours["seconds"] > report.TIME_TOLERANCE * reference["seconds"]:
+            suspects.append((loss, batch, model))
+    if not suspects:
+        return 0
+    print(f"Measuring again the {len(suspects)} configuration(s) where ours looked slower...",
+          flush=True)
+    for _ in range(rounds):
+        tasks = [{key: value for key, value in by_key[(*suspect, impl)].items()
+                  if key in ("loss", "batch", "model", "impl", "repeats", "budget_s",
+                             "min_time_s", "threads")}
+                 for suspect in suspects for impl in ("ours", "reference")]
+        for again in run_tasks(tasks, timeout, cap_bytes, log_path):
+            first = by_key[(again["loss"], again["batch"], again["model"], again["impl"])]
+            first["tries"] = first.get("tries", 1) + 1
+            if "error" not in again and again["seconds"] < first["seconds"]:
+                first["seconds"] = again["seconds"]
+    return len(suspects)
 
 
-def _cell(result: dict, key: str, fmt: str) -> str:
-    return result["error"] if "error" in result else format(result[key], fmt)
+def train_speed(quick: bool, log_path: Path) -> dict | None:
+    """tiny against the full static model, in a fresh process; None if it failed."""
+    steps, rounds = (50, 2) if quick else (100, 3)
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch) / "speed.json"
+        command = [sys.executable, str(HERE / "train_speed_static.py"), "--steps", str(steps),
+                   "--rounds", str(rounds), "--json", str(target)]
+        with open(log_path, "a") as log:
+            done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=log,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if done.returncode != 0 or not target.exists():
+            print(f"training-speed benchmark failed (exit {done.returncode}); see {log_path}")
+            return None
+        return json.loads(target.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark (or one child measurement) and write the markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small batches only")
-    parser.add_argument("--loss", action="append", help="only this loss (repeatable)")
-    parser.add_argument("--batch", type=int, action="append", help="only this batch size")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per process")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", choices=("ours", "reference"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    """Run the benchmark and write the page and the raw results."""
+    args = parse_args(argv)
+    names = selected_losses(args.loss)
+    repeats = args.repeats or (3 if args.quick else 5)
+    timeout = args.timeout or (120.0 if args.quick else 300.0)
+    cap_bytes = harness.memory_cap_bytes(args.memory_cap_gb)
+    page, raw = output_paths(args)
+    log_path = Path(tempfile.gettempdir()) / "embedding-loss-lab-bench.log"
+    log_path.write_text("")
+    print(f"{'Quick' if args.quick else 'Full'} benchmark of {len(names)} losses; memory cap "
+          f"{cap_bytes / harness.GB:.1f} GB per configuration; library messages in {log_path}",
+          flush=True)
 
-    if args.child:
-        print(json.dumps(measure(args.loss[0], args.impl, args.batch[0], args.repeats)))
-        return 0
+    tasks = cases.plan(names, args.quick, args.batch)
+    budget, min_time = (20.0, 0.5) if args.quick else (60.0, 1.0)
+    for task in tasks:
+        task.update(repeats=repeats, budget_s=budget, min_time_s=min_time, threads=args.threads)
+    if any(task["model"] == "tiny-bert" for task in tasks):
+        from lab.models import load_model
 
-    import losses
+        load_model("tiny-bert", device="cpu", dropout=0.0)  # built once, before any child runs
 
-    names = [name for name in (args.loss or CASES) if name in losses.__all__]
-    rows = []
-    for name in names:
-        case = CASES[name]
-        for batch in args.batch or (case.quick_batches if args.quick else case.batches):
-            ours = run_child(name, "ours", batch, args.repeats, args.timeout)
-            theirs = run_child(name, "reference", batch, args.repeats, args.timeout)
-            ratio_time = ratio_memory = "-"
-            if "error" not in ours and "error" not in theirs:
-                ratio_time = f"{ours['seconds'] / theirs['seconds']:.2f}"
-                ratio_memory = f"{(ours['peak_mb'] + 1) / (theirs['peak_mb'] + 1):.2f}"
-            rows.append(f"| {name} | {batch} | {_cell(ours, 'seconds', '.4f')} | "
-                        f"{_cell(theirs, 'seconds', '.4f')} | {ratio_time} | "
-                        f"{_cell(ours, 'peak_mb', '.0f')} | {_cell(theirs, 'peak_mb', '.0f')} | "
-                        f"{ratio_memory} |")
-            print(rows[-1], flush=True)
-
-    import sentence_transformers
-    import torch
-
-    header = [
-        "# Loss benchmarks: ours vs sentence-transformers",
-        "",
-        f"Generated by `python benchmarks/bench_losses.py{' --quick' if args.quick else ''}` on "
-        f"{time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, sentence-transformers {sentence_transformers.__version__}.",
-        "",
-        f"Loss only (fixed random {DIM}-dim embeddings, forward + backward), median of "
-        f"{args.repeats} runs after a warm-up; memory = peak extra resident memory of a fresh "
-        "process. Ratios are ours / reference (memory ratio of MB + 1, so tiny figures do not "
-        "explode): below 1 is better.",
-        "",
-        "| loss | batch | ours s | reference s | time ratio | ours MB | reference MB | "
-        "memory ratio |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    Path(args.out).write_text("\n".join(header + rows) + "\n")
-    print(f"Wrote {args.out}")
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    results = run_tasks(tasks, timeout, cap_bytes, log_path)
+    confirm_slower(results, timeout, cap_bytes, log_path, rounds=1 if args.quick else 2)
+    speed = train_speed(args.quick, log_path) if args.train_speed == "run" else None
+    info = report.machine()
+    info["load_average"] = (load_start[0], os.getloadavg()[0])
+    if args.threads:
+        info["torch_threads"] = args.threads
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = "make bench" + (" QUICK=1" if args.quick else "")
+    if [argument for argument in given if argument != "--quick"]:
+        command = "python benchmarks/bench_losses.py " + " ".join(given)
+    floors = {name: floor.description for name, floor in cases.FLOORS.items() if name in names}
+    floor_targets = [name for name in floors if cases.FLOORS[name].target]
+    page.write_text(report.render(results, info=info, speed=speed, floors=floors,
+                                  floor_targets=floor_targets, cached=cases.CACHED_LOSSES,
+                                  command=command))
+    raw.write_text(json.dumps({"info": info, "results": results, "train_speed": speed},
+                              indent=1, default=str) + "\n")
+    print(f"Wrote {page} and {raw} in {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
 

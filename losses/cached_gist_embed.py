@@ -7,8 +7,10 @@ the mechanism is losses/gradient_cache.py):
 
 1. the model embeds every column mini-batch by mini-batch without a graph, and the guide (never
    trained) embeds the same mini-batches, re-tokenising them when its tokenizer differs;
-2. the loss is computed ``mini_batch_size`` anchor rows at a time, each block back-propagated at
-   once to the embeddings, whose gradients are cached;
+2. the loss is computed ``mini_batch_size`` anchor rows at a time (or more, while a block's
+   logits stay under about 1 M entries), each block back-propagated at once to the embeddings,
+   whose gradients are cached (without gradients, e.g. when evaluating, the blocks are
+   ``mini_batch_size`` rows);
 3. during ``backward()`` each mini-batch is embedded again with a graph (same dropout) and the
    cached gradient flows into the model.
 
@@ -21,9 +23,10 @@ reference, this loss has no citation of its own.
 Data: (anchor, positive) pairs, (anchor, positive, negative) triplets or (anchor, positive,
 negative_1, ..., negative_n) n-tuples, no labels (the lab's "pair", "triplet", "n-tuple" formats).
 
-Knobs: those of GISTEmbedLoss, plus ``mini_batch_size`` (rows per mini-batch and per block of
-the loss), ``mini_batch_num_tokens`` (pack mini-batches by non-padding token count instead) and
-``show_progress_bar``. Static-embedding models are refused: their flat inputs cannot be split.
+Knobs: those of GISTEmbedLoss, plus ``mini_batch_size`` (rows per mini-batch, and at least
+per block of the loss), ``mini_batch_num_tokens`` (pack mini-batches by non-padding token count
+instead) and ``show_progress_bar``. Static-embedding models are refused: their flat inputs
+cannot be split.
 
 Step 2 is ``calculate_loss(reps, guide_reps, labels, *, with_backward)``, the hook every cached
 loss of this package shares (losses/gradient_cache.py calls it, looked up on the instance):
@@ -53,6 +56,9 @@ from losses.gradient_cache import (
     is_static_embedding_model,
     minibatch_ranges,
 )
+
+# Logits of one block of anchor rows (about 4 MB in float32) while the loss is back-propagated.
+SCORE_BLOCK_ENTRIES = 1 << 20
 
 
 class CachedGISTEmbedLoss(GuidedLoss):
@@ -156,9 +162,14 @@ class CachedGISTEmbedLoss(GuidedLoss):
                    guide_embeddings: list[Tensor] | None, with_backward: bool) -> Tensor:
         guide_embeddings = self._check(embeddings, labels, guide_embeddings)
         in_blocks = with_backward or not torch.is_grad_enabled()
+        # Rows per block: mini_batch_size; when back-propagating block by block, more while a
+        # block's logits stay under about 1 M entries (fewer, larger matrix products).
+        candidates = sum(column.shape[0] for column in embeddings) + embeddings[0].shape[0]
+        rows = self.mini_batch_size
+        if with_backward:
+            rows = max(rows, SCORE_BLOCK_ENTRIES // max(1, candidates))
         return gist_loss(self._batch(embeddings, guide_embeddings), *self._settings(),
-                         block_size=self.mini_batch_size if in_blocks else None,
-                         with_backward=with_backward)
+                         block_size=rows if in_blocks else None, with_backward=with_backward)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Settings as in the reference, the guide model itself included."""

@@ -16,8 +16,9 @@ How (losses/gradient_cache.py, shared with MegaBatchMarginLoss):
    mini-batch's random state (dropout);
 2. compute the uncached loss on these cached embeddings and back-propagate it to them: the
    gradients ∂L/∂e are cached. This step is itself chunked: the rows of the B x B·C score matrix
-   are scored ``mini_batch_size`` at a time and each chunk is back-propagated at once, so the
-   score matrix never exists in one piece (each query row's loss only needs that row's scores);
+   are scored ``mini_batch_size`` at a time (or more, up to about 1 M scores per chunk) and each
+   chunk is back-propagated at once, so the score matrix never exists in one piece (each query
+   row's loss only needs that row's scores);
 3. in the trainer's ``loss.backward()``, re-embed each mini-batch with a graph under its saved
    random state (the very same dropout masks) and back-propagate the cached gradient into the
    model.
@@ -36,8 +37,9 @@ negative_1, ..., negative_k) n-tuples; no labels (the lab's "pair", "triplet", "
 Knobs: those of MultipleNegativesRankingLoss (``scale``, ``similarity_fct``,
 ``gather_across_devices``, ``directions``, ``partition_mode``, ``hardness_mode``,
 ``hardness_strength``), plus:
-- ``mini_batch_size``: texts per embedding mini-batch, and query rows per chunk of the score
-  matrix. Smaller saves memory, larger runs faster; the result does not change.
+- ``mini_batch_size``: texts per embedding mini-batch, and the least number of query rows per
+  chunk of the score matrix. Smaller saves memory, larger runs faster; the result does not
+  change.
 - ``mini_batch_num_tokens``: instead pack embedding mini-batches up to this many non-padding
   tokens (at least one text each); useful with very uneven text lengths.
 - ``show_progress_bar``: a progress bar over the mini-batches.
@@ -58,8 +60,17 @@ import torch
 from torch import Tensor, nn
 
 from losses.gradient_cache import gradient_cached_loss, is_static_embedding_model
-from losses.multiple_negatives_ranking import Direction, MultipleNegativesRankingLoss
-from losses.similarity import cos_sim, similarity_fct_name
+from losses.multiple_negatives_ranking import (
+    Direction,
+    MultipleNegativesRankingLoss,
+    _InfoNCEProducts,
+    _InfoNCERows,
+)
+from losses.similarity import as_matrix, cos_sim, dot_score, normalize, similarity_fct_name
+
+# Scores of one chunk of query rows (about 4 MB in float32): the loss is computed and
+# back-propagated chunk by chunk, so the whole score matrix never exists at once.
+SCORE_CHUNK_ENTRIES = 1 << 20
 
 
 class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
@@ -141,12 +152,14 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         self._warn_about_suspicious_input(labels, local_batch, len(embeddings))
         # queries (G, dim), documents (G·C, dim), local_rows (b,): see row_losses.
         queries, documents, local_rows = self.global_batch(embeddings)
+        if with_backward and self._has_product_path():
+            return self._chunked_products(queries, documents, local_rows, local_batch)
         if with_backward:
             scored = [queries.detach().requires_grad_(), documents.detach().requires_grad_()]
         else:
             scored = [queries, documents]
         total = torch.zeros((), dtype=queries.dtype, device=queries.device)
-        for rows in local_rows.split(self.mini_batch_size):
+        for rows in local_rows.split(self._rows_per_chunk(documents)):
             chunk = self.row_losses(*scored, rows).sum() / local_batch  # its share of the mean
             if with_backward:
                 chunk.backward()  # frees this chunk's (rows, G·C) scores right away
@@ -154,6 +167,77 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             total = total + chunk
         if with_backward:
             torch.autograd.backward([queries, documents], [leaf.grad for leaf in scored])
+        return total
+
+    def _rows_per_chunk(self, documents: Tensor) -> int:
+        """Query rows scored at a time: ``mini_batch_size``, or more while a chunk's scores
+        stay under ``SCORE_CHUNK_ENTRIES`` (fewer, larger matrix products run faster)."""
+        return max(self.mini_batch_size, SCORE_CHUNK_ENTRIES // max(1, documents.shape[0]))
+
+    def _has_product_path(self) -> bool:
+        """Whether ``_chunked_products`` computes this setting: query-to-document alone, or with
+        document-to-query under per-direction partitions (the symmetric loss), no hardness.
+        Other similarity functions than the two products take it for query-to-document only."""
+        if self.hardness_mode is not None and self.hardness_strength != 0.0:
+            return False
+        directions = set(self.directions)
+        if directions == {"query_to_doc"}:
+            return True
+        return (directions == {"query_to_doc", "doc_to_query"}
+                and self.partition_mode == "per_direction"
+                and self.similarity_fct in (cos_sim, dot_score))
+
+    def _chunked_products(self, queries: Tensor, documents: Tensor, local_rows: Tensor,
+                          local_batch: int) -> Tensor:
+        """The loss of the settings ``_has_product_path`` accepts, back-propagated chunk by
+        chunk; the detached value.
+
+        The same numbers as ``row_losses`` chunk by chunk, with less work per chunk: cosine
+        similarity normalises the embeddings once (not once per chunk), and each chunk's own
+        rows are leaves of their own, so a chunk's backward touches its rows and the full
+        candidate matrices, never a full-size zero gradient per chunk. The symmetric loss adds,
+        per row i, the positive d_i scored against every query (a second product, d_R · Qᵀ),
+        and averages the two row losses, as per-direction partitions do.
+        """
+        symmetric = "doc_to_query" in self.directions
+        products = self.similarity_fct in (cos_sim, dot_score)  # q·dᵀ after normalising
+        if self.similarity_fct is cos_sim:  # row-wise normalisation: computed once, not per chunk
+            queries, documents = normalize(as_matrix(queries)), normalize(as_matrix(documents))
+        query_values, document_values = queries.detach(), documents.detach()
+        # Leaves of their own (the values stay gradient-free, so their row slices can be leaves).
+        document_leaf = documents.detach().requires_grad_()  # (G·C, dim): every row's candidates
+        query_leaf = queries.detach().requires_grad_() if symmetric else None  # (G, dim)
+        # The query rows' gradients: a buffer of their own, or the symmetric loss's query leaf
+        # (every query is a candidate there), each chunk's rows added in after its backward.
+        query_grad = None if symmetric else torch.zeros_like(query_values)  # (G, dim)
+        total = torch.zeros((), dtype=queries.dtype, device=queries.device)
+        for rows in local_rows.split(self._rows_per_chunk(documents)):
+            row_queries = query_values[rows].requires_grad_()  # (r, dim), a leaf
+            if products:
+                losses = _InfoNCEProducts.apply(row_queries, document_leaf, self.scale, rows)
+            else:
+                scores = self.similarity_fct(row_queries, document_leaf)  # (r, G·C)
+                losses = _InfoNCERows.apply(scores, self.scale, rows)
+            if symmetric:  # d_i against every query: the positive sits at column i again
+                row_positives = document_values[rows].requires_grad_()  # (r, dim), a leaf
+                losses = (losses + _InfoNCEProducts.apply(row_positives, query_leaf, self.scale,
+                                                          rows)) / 2
+            chunk = losses.sum() / local_batch
+            chunk.backward()  # frees this chunk's (r, G·C) scores right away
+            if symmetric:
+                query_leaf.grad[rows] += row_queries.grad
+                document_leaf.grad[rows] += row_positives.grad
+            else:
+                query_grad[rows] = row_queries.grad
+            total = total + chunk.detach()
+        if symmetric:
+            query_grad = query_leaf.grad
+        document_grad = document_leaf.grad
+        tensors = [(queries, query_grad), (documents, document_grad)]
+        pairs = [(tensor, grad) for tensor, grad in tensors
+                 if tensor.requires_grad and grad is not None]
+        if pairs:
+            torch.autograd.backward([tensor for tensor, _ in pairs], [grad for _, grad in pairs])
         return total
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -151,8 +151,12 @@ class EmbedDistillLoss(EmbeddingLoss):
 
     # ------------------------------------------------------------------------------------ labels
     def teacher_targets(self, labels: Tensor | Sequence[Tensor] | None, columns: int,
-                        batch_size: int) -> list[Tensor]:
-        """One (batch, teacher_dim) teacher tensor per column, from any accepted label form."""
+                        batch_size: int, check_values: bool = True) -> list[Tensor]:
+        """One (batch, teacher_dim) teacher tensor per column, from any accepted label form.
+
+        ``check_values``: also refuse NaN or infinite entries (a full pass over the targets;
+        ``compute_loss_from_embeddings`` does it only when the loss comes out non-finite).
+        """
         name = type(self).__name__
         if labels is None:
             raise LossInputError(
@@ -181,14 +185,15 @@ class EmbedDistillLoss(EmbeddingLoss):
             if target.dtype == torch.bool or target.is_complex():
                 raise LossInputError(f"{name} expects real-valued teacher embeddings; got "
                                      f"{describe(target)}")
-            check_finite(name, "teacher embeddings", target)
+            if check_values:
+                check_finite(name, "teacher embeddings", target)
         return [target.detach() for target in targets]
 
     # -------------------------------------------------------------------------------------- math
     def distance(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Mean distance between the rows of two (batch, dim) tensors: a scalar."""
         if self.distance_metric == "mse":
-            return ((student - teacher) ** 2).mean()
+            return F.mse_loss(student, teacher)  # mean of the squared differences
         if self.distance_metric == "l2":
             # vector_norm's gradient at a zero difference is defined as 0 (no NaN).
             return torch.linalg.vector_norm(student - teacher, dim=-1).mean()
@@ -199,7 +204,9 @@ class EmbedDistillLoss(EmbeddingLoss):
     ) -> Tensor:
         """Mean over the columns of the distance to the teacher's embeddings."""
         batch_size, student_dim = self.check_embeddings(embeddings)
-        targets = self.teacher_targets(labels, len(embeddings), batch_size)
+        # Shapes now; the values only if the loss is not finite (a NaN or infinite teacher entry
+        # always makes it so), which saves a pass over the targets on every healthy step.
+        targets = self.teacher_targets(labels, len(embeddings), batch_size, check_values=False)
         name = type(self).__name__
         if self.projection_dim is not None and self.projection is None:
             self.projection = self._new_projection(student_dim, self.projection_dim)
@@ -224,7 +231,11 @@ class EmbedDistillLoss(EmbeddingLoss):
             if self.projection is not None:
                 student = self.projection(student)  # (batch, projection_dim)
             per_column.append(self.distance(student, teacher))
-        return torch.stack(per_column).mean()
+        value = torch.stack(per_column).mean()
+        if not bool(torch.isfinite(value)):
+            for target in targets:
+                check_finite(name, "teacher embeddings", target)
+        return value
 
     def get_config_dict(self) -> dict[str, Any]:
         """The distance and the projection width (None without projection)."""

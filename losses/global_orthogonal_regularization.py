@@ -39,12 +39,42 @@ from losses.similarity import cos_sim, similarity_fct_name
 
 
 def spread_moments(similarity: Tensor) -> tuple[Tensor, Tensor]:
-    """(M1, M2) of the off-diagonal entries of a (B, B) similarity matrix (0, 0 when B = 1)."""
+    """(M1, M2) of the off-diagonal entries of a (B, B) similarity matrix (0, 0 when B = 1).
+
+    The diagonal is zeroed in place, as the reference does: no (B, B) mask or copy. (A
+    similarity whose backward needs its own output then fails loudly in autograd, in both.)
+    """
     batch = similarity.shape[0]
-    off_diagonal = similarity.masked_fill(
-        torch.eye(batch, dtype=torch.bool, device=similarity.device), 0.0)  # (B, B)
+    off_diagonal = similarity.fill_diagonal_(0.0)  # (B, B)
     pairs = max(batch * (batch - 1), 1)  # a batch of one: 0 / 1, not 0 / 0
-    return off_diagonal.sum() / pairs, off_diagonal.pow(2).sum() / pairs
+    return _Moments.apply(off_diagonal, pairs)
+
+
+class _Moments(torch.autograd.Function):
+    """(Σ S / n, Σ S² / n) of a (B, B) matrix S, n = ``pairs``.
+
+    The reference's arithmetic, forward and backward, operation for operation (so values and
+    gradients are bit for bit the same), with the backward in one (B, B) buffer:
+    ∂/∂S = g1 / n + (2 S) · (g2 / n), where autograd's square would allocate four.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, matrix: Tensor, pairs: int) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(matrix)
+        ctx.pairs = pairs
+        return matrix.sum() / pairs, matrix.pow(2).sum() / pairs
+
+    @staticmethod
+    def backward(ctx: Any, first: Tensor | None, second: Tensor | None
+                 ) -> tuple[Tensor | None, None]:
+        (matrix,) = ctx.saved_tensors
+        grad = None
+        if second is not None:
+            grad = matrix.mul(2.0).mul_(second / ctx.pairs)  # (B, B): (2 S) · g2 / n
+        if first is not None:
+            mean_part = first / ctx.pairs
+            grad = mean_part.expand_as(matrix).clone() if grad is None else grad.add_(mean_part)
+        return grad, None
 
 
 class GlobalOrthogonalRegularizationLoss(EmbeddingLoss):

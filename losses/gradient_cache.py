@@ -206,11 +206,13 @@ def _replay_backward(incoming: Tensor, model: nn.Module, features: list[Features
                     embedding = next(replayed)
                     if not embedding.requires_grad:  # a frozen model part: nothing to do
                         continue
+                    # Backward of the surrogate <e, ∂L/∂e> · incoming, without building it:
+                    # e receives ∂L/∂e · incoming (computed in at least float32).
                     dtype = torch.promote_types(torch.promote_types(embedding.dtype,
                                                                      gradient.dtype),
                                                 torch.float32)
-                    surrogate = (embedding.to(dtype) * gradient.to(dtype)).sum() * incoming
-                    surrogate.backward()
+                    upstream = (gradient.to(dtype) * incoming.to(dtype)).to(embedding.dtype)
+                    torch.autograd.backward(embedding, upstream)
 
 
 def gradient_cached_loss(model: nn.Module, features: Sequence[Features], labels: Tensor | None,

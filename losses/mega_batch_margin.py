@@ -20,7 +20,8 @@ Knobs: ``positive_margin`` (m+), ``negative_margin`` (m-);
 caching (losses/gradient_cache.py): embeddings are taken in mini-batches without activations,
 then each mini-batch is re-embedded during backward. Memory stays at one mini-batch for a ~2x
 compute cost. Static-embedding models cannot be split into mini-batches and are refused.
-``mini_batch_size`` bounds the rows per mini-batch and per block of the B x B similarity matrix;
+``mini_batch_size`` bounds the rows per embedding mini-batch (and, at least, per block of the
+B x B similarity matrix, which is only searched for the hardest negatives, without a graph);
 ``mini_batch_num_tokens`` instead packs mini-batches up to that many non-padding tokens;
 ``show_progress_bar`` shows the mini-batch progress.
 
@@ -40,7 +41,10 @@ from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss, embed_columns
 from losses.gradient_cache import gradient_cached_loss, is_static_embedding_model
-from losses.similarity import cos_sim
+from losses.similarity import normalize
+
+# Entries of one block of the similarity matrix while mining (about 16 MB in float32).
+BLOCK_ENTRIES = 1 << 22
 
 
 class MegaBatchMarginLoss(EmbeddingLoss):
@@ -86,40 +90,44 @@ class MegaBatchMarginLoss(EmbeddingLoss):
                        with_backward: bool = False) -> Tensor:
         """Loss from per-column lists of mini-batch embeddings ([anchor pieces], [positive pieces]).
 
-        The B x B similarity matrix is built ``mini_batch_size`` anchor rows at a time when each
-        block's graph can be freed at once (``with_backward``: the block is back-propagated and
-        detached; or no gradient mode); otherwise in one piece, since kept blocks would each hold
-        their own normalised copy of the positives.
+        Only two similarities per anchor carry a gradient: with its own positive and with its
+        hardest negative. So the B x B similarity matrix is needed only to *find* the hardest
+        negatives: it is computed without a graph, block by block (``mini_batch_size`` anchor
+        rows, or more when a block of about 4 M entries holds more), and the two similarities
+        are then recomputed as dot products of the normalised rows, with a graph of O(B·dim).
+        ``with_backward``: back-propagate at once and return the detached value.
         """
         anchors, positives = torch.cat(reps[0]), torch.cat(reps[1])  # (B, dim) each
         batch = anchors.shape[0]
-        step = self.mini_batch_size if with_backward or not torch.is_grad_enabled() else batch
-        total, mined = [], []
-        for begin in range(0, batch, step):
-            block, hardest = self._block_loss(anchors[begin:begin + step], positives, begin)
-            block = block / batch
-            if with_backward:
-                block.backward()
-                block = block.detach()
-            total.append(block)
-            mined.append(hardest)
-        self.last_hardest_negatives = torch.cat(mined)
-        return sum(total)
+        anchors, positives = normalize(anchors), normalize(positives)  # cos = dot of these
+        hardest = self._hardest_negatives(anchors.detach(), positives.detach())  # (B,)
+        self.last_hardest_negatives = hardest
+        positive = (anchors * positives).sum(dim=1)  # (B,) cos(a_i, p_i)
+        has_negative = hardest >= 0
+        negative = (anchors * positives[hardest.clamp(min=0)]).sum(dim=1)  # (B,) cos(a_i, p_n(i))
+        negative_term = F.relu(negative - self.negative_margin).masked_fill(~has_negative, 0.0)
+        loss = (F.relu(self.positive_margin - positive) + negative_term).sum() / batch
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
 
-    def _block_loss(self, anchors: Tensor, positives: Tensor, first_row: int
-                    ) -> tuple[Tensor, Tensor]:
-        """Summed hinge terms of anchor rows first_row.. (b, dim) against all (B, dim) positives."""
-        rows = torch.arange(anchors.shape[0], device=anchors.device)
-        own_column = rows + first_row  # where each anchor's own positive sits
-        similarity = cos_sim(anchors, positives)  # (b, B)
-        positive = similarity[rows, own_column]  # (b,)
-        others = similarity.clone()
-        others[rows, own_column] = -torch.inf  # an anchor's own positive is not a negative
-        hardest, index = others.max(dim=1)  # (b,): -inf (no negative) when B = 1
-        loss = (F.relu(self.positive_margin - positive)
-                + F.relu(hardest - self.negative_margin)).sum()
-        index = index.masked_fill(torch.isinf(hardest), -1).detach()
-        return loss, index
+    def _hardest_negatives(self, anchors: Tensor, positives: Tensor) -> Tensor:
+        """(B,) row index n(i) of each anchor's hardest negative, -1 when it has none (B = 1).
+
+        ``anchors``, ``positives``: normalised (B, dim) rows, without a graph.
+        """
+        batch = anchors.shape[0]
+        step = max(self.mini_batch_size, BLOCK_ENTRIES // max(1, batch))
+        found = []
+        for begin in range(0, batch, step):
+            block = anchors[begin:begin + step]
+            rows = torch.arange(block.shape[0], device=block.device)
+            similarity = block @ positives.T  # (b, B)
+            similarity[rows, rows + begin] = -torch.inf  # an anchor's own positive is no negative
+            value, index = similarity.max(dim=1)  # (b,): -inf (no negative) when B = 1
+            found.append(index.masked_fill(torch.isinf(value), -1))
+        return torch.cat(found)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor],
                                      labels: Tensor | None = None) -> Tensor:

@@ -25,8 +25,8 @@ with a ``MinedTriplets`` record of the triplets it used, as row indices into the
 can count and draw them. ``mine`` does the same from embeddings, with no loss object.
 
 Memory: everything here is O(B²) (masks, distance matrices, per-pair indices); nothing builds a
-(B, B, B) tensor. The all-triplets sum in particular is computed from per-pair counts found by
-sorting and bisection (see ``all_triplet_terms``).
+(B, B, B) tensor. The all-triplets sum in particular is computed from per-(anchor, negative)
+counts found by sorting each anchor's positives and bisecting (see ``all_triplet_terms``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -163,43 +164,55 @@ def label_problem(labels: Tensor) -> tuple[str, str] | None:
 
 
 # ------------------------------------------------------------------------------- all the triplets
-def _leading_count(sorted_negatives: Tensor, num_negatives: Tensor, distances: Tensor,
-                   pairs: Tensor, margin: float, threshold: float, strict: bool) -> Tensor:
-    """For every pair (a, p): how many of a's negatives, nearest first, have a triplet term
-    ``(D[a, p] - D[a, n]) + margin`` above ``threshold`` (``>`` if ``strict``, else ``>=``).
+# Anchor rows processed together in all_triplet_terms: bounds its (rows, B) temporaries to about
+# this many elements (4 M: 16 to 32 MB each), whatever the batch size.
+BLOCK_ELEMENTS = 1 << 22
 
-    ``sorted_negatives`` (B, B): row a holds D[a, n] over a's negatives in ascending order, then
-    +inf; ``num_negatives`` (B,) how many. The term decreases as D[a, n] grows (rounding is
-    monotone too), so the condition holds for a leading run of that order. Its length is first
-    guessed with one binary search per pair for the distance D[a, p] + margin - threshold, then
-    checked with the term evaluated exactly as written above (so ties at the threshold fall as in
-    a triplet-by-triplet computation). Should rounding have moved the boundary for any pair in
-    ``pairs`` (B, B, bool), an exact bisection on the term itself settles every pair: ~log2(B)
-    steps on (B, B) tensors.
+
+def _failing_run(sorted_positives: Tensor, distances: Tensor, margin: float, threshold: float,
+                 strict: bool) -> tuple[Tensor, Tensor]:
+    """For every (anchor a, candidate n): how many of a's positives, in ascending order of
+    D[a, p], make a triplet term ``(D[a, p] - D[a, n]) + margin`` that does NOT pass the
+    threshold (``> threshold`` if ``strict``, else ``>= threshold``); and the term of the first
+    positive that passes (+inf when none does).
+
+    ``sorted_positives`` (b, P + 2): row a holds -inf, then D[a, p] over a's positives in
+    ascending order (preceded by more -inf for rows with fewer than P positives), then +inf;
+    ``distances`` (b, B): D[a, n]. The term grows with D[a, p] (rounding is monotone too), so the
+    failing positives are a leading run. Its length is guessed with one binary search per
+    (a, n) for the distance D[a, n] - margin + threshold, then checked with the term evaluated
+    exactly as written above, so ties at the threshold fall as in a triplet-by-triplet
+    computation. Should rounding have moved the boundary anywhere, an exact bisection on the
+    term itself settles every entry: ~log2(P) steps on (b, B) tensors.
     """
-    batch_size = distances.shape[0]
-    limit = num_negatives.unsqueeze(1)  # (B, 1)
+    count = sorted_positives.shape[1] - 2
+    inner = sorted_positives[:, 1:-1].contiguous()  # (b, P): what the search runs on
+    after = sorted_positives[:, 1:]  # after[:, r] is the positive of rank r (then +inf)
 
-    def keeps(rank: Tensor) -> Tensor:  # (B, B) ranks -> does the triplet at that rank count?
-        value = sorted_negatives.gather(1, rank.clamp(0, batch_size - 1))
-        term = (distances - value) + margin
+    def term_at(values: Tensor, rank: Tensor) -> Tensor:  # (b, B) -> (D[a, p] - D[a, n]) + m
+        return values.gather(1, rank).sub_(distances).add_(margin)
+
+    def passing(term: Tensor) -> Tensor:
         return term > threshold if strict else term >= threshold
 
-    guess = torch.searchsorted(sorted_negatives, (distances + margin - threshold).contiguous(),
-                               right=not strict)
-    guess = torch.minimum(guess, limit)  # (B, B)
-    settled = ((guess == 0) | keeps(guess - 1)) & ((guess >= limit) | ~keeps(guess))
-    if bool((settled | ~pairs).all()):
-        return guess
-    low = torch.zeros_like(guess)  # the condition holds below `low` ...
-    high = limit.expand_as(guess).clone()  # ... and fails from `high` on
-    for _ in range(max(1, batch_size.bit_length())):  # each step at least halves high - low
+    # Failing: D[a, p] < D[a, n] - margin + threshold (<= when strict), counted by the search.
+    limit = distances - margin
+    if threshold:
+        limit += threshold
+    guess = torch.searchsorted(inner, limit, right=strict)
+    first_passing = term_at(after, guess)  # rank `guess`, or +inf past the last positive
+    last_failing = term_at(sorted_positives, guess)  # rank `guess` - 1, or -inf before the first
+    if bool((passing(first_passing) & ~passing(last_failing)).all()):
+        return guess, first_passing
+    low = torch.zeros_like(guess)  # positives below `low` fail ...
+    high = torch.full_like(guess, count)  # ... and from `high` on they pass
+    for _ in range(max(1, count.bit_length())):  # each step at least halves high - low
         undecided = low < high
         middle = (low + high) // 2
-        holds = keeps(middle)
-        low = torch.where(undecided & holds, middle + 1, low)
-        high = torch.where(undecided & ~holds, middle, high)
-    return low
+        holds = passing(term_at(after, middle))
+        high = torch.where(undecided & holds, middle, high)
+        low = torch.where(undecided & ~holds, middle + 1, low)
+    return low, term_at(after, low)
 
 
 def _accumulation_dtype(tensor: Tensor) -> torch.dtype:
@@ -207,16 +220,67 @@ def _accumulation_dtype(tensor: Tensor) -> torch.dtype:
     return tensor.dtype if tensor.device.type == "mps" else torch.float64
 
 
+class _WeightedSum(torch.autograd.Function):
+    """Σ weights · distances; its gradient with respect to the distances is ``weights``.
+
+    The integer-valued weights times the distances are summed per row in the distances'
+    precision, and the row sums in the ``wide`` dtype (float64): as precise as needed, without
+    (B, B) float64 copies, and the backward keeps only the weights.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, distances: Tensor, weights: Tensor, wide: torch.dtype) -> Tensor:
+        ctx.save_for_backward(weights)
+        ctx.input_dtype = distances.dtype
+        total = torch.zeros((), dtype=wide, device=distances.device)
+        rows = max(1, BLOCK_ELEMENTS // max(1, distances.shape[1]))
+        for begin in range(0, distances.shape[0], rows):
+            block = slice(begin, begin + rows)
+            total += (weights[block] * distances[block]).sum(dim=1).to(wide).sum()
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor | None, None, None]:
+        (weights,) = ctx.saved_tensors
+        if gradient is None:
+            return None, None, None
+        return (gradient * weights).to(ctx.input_dtype), None, None
+
+
+def _class_members(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The rows of each class: ``(members, class_of_row, class_sizes)``.
+
+    ``members`` (C, W): row indices of class c (W = the largest class), padded with -1;
+    ``class_of_row`` (B,): each row's class index; ``class_sizes`` (C,).
+    """
+    _, class_of_row = torch.unique(labels, return_inverse=True)  # (B,) in 0..C-1
+    sizes = torch.bincount(class_of_row)  # (C,)
+    order = torch.argsort(class_of_row, stable=True)  # rows grouped by class, in index order
+    starts = sizes.cumsum(0) - sizes  # (C,)
+    grouped = class_of_row[order]
+    rank = torch.arange(labels.numel(), device=labels.device) - starts[grouped]
+    members = torch.full((sizes.numel(), int(sizes.max())), -1, dtype=torch.long,
+                         device=labels.device)
+    members[grouped, rank] = order
+    return members, class_of_row, sizes
+
+
 def all_triplet_terms(distances: Tensor, labels: Tensor, margin: float,
                       listing_limit: int = LISTING_LIMIT) -> tuple[Tensor, MinedTriplets]:
     """Σ over every valid triplet of [D[a, p] - D[a, n] + margin]₊, and the record.
 
-    Without a (B, B, B) tensor: for each pair (a, p), the triplets with a non-negative term are
-    a's k nearest negatives (``_leading_count``). The sum is then linear in D with integer
-    weights: D[a, p] enters k times, D[a, n] enters minus the number of positives p whose run
-    includes n, and the margin k times. Computing it as Σ weight · D (accumulated in float64)
-    gives the exact value, and the gradient 1 per triplet whose term is >= 0 (the reference
-    zeroes negative terms in place, which keeps a slope of 1 at exactly 0).
+    Without a (B, B, B) tensor. For an anchor a and a negative n, the positives p whose term is
+    >= 0 are those with the largest D[a, p]: with a's positives sorted, they are everything
+    after a leading run of failing ones (``_failing_run``). From these per-(a, n) counts the sum
+    is linear in D with integer weights: D[a, n] enters minus the number of positives whose term
+    with n is >= 0; D[a, p] enters once per negative n whose run p is beyond (a cumulative
+    histogram of the run lengths); the margin once per term. Σ weight · D (row sums added in
+    float64) gives the value, and the gradient is 1 per triplet whose term is >= 0 (the
+    reference zeroes negative terms in place, which keeps a slope of 1 at exactly 0).
+
+    Cost: O(B² log W) time, W = the size of the largest class, O(B²) memory; anchors are
+    processed in blocks so the temporaries stay bounded (``BLOCK_ELEMENTS``). An anchor's
+    positives are read from its class's member list ((B, W) values, not a (B, B) mask).
 
     Record: ``num_valid`` = number of valid triplets; ``num_active`` = triplets with a term above
     1e-16 (the denominator of BatchAllTripletLoss). The triplets themselves are listed (with
@@ -224,37 +288,78 @@ def all_triplet_terms(distances: Tensor, labels: Tensor, margin: float,
     ``listing_limit`` valid triplets; otherwise the lists are None.
     """
     batch_size = distances.shape[0]
-    positives = anchor_positive_mask(labels)  # (B, B)
-    negatives = anchor_negative_mask(labels)  # (B, B)
+    device = distances.device
+    # Integer weights, held in a float type that represents them exactly (counts < 2^24).
+    weight_dtype = torch.promote_types(distances.dtype, torch.float32)
+    weights = torch.zeros(batch_size, batch_size, dtype=weight_dtype, device=device)
+    num_terms = num_active = num_valid = 0
     with torch.no_grad():
         detached = distances.detach()
-        # Each anchor's negatives by distance, nearest first; the other rows go last as +inf.
-        sorted_negatives, order = torch.where(negatives, detached, math.inf).sort(dim=1,
-                                                                                 stable=True)
-        num_negatives = negatives.sum(dim=1)  # (B,)
-        # Per pair (a, p): how many triplets have a term >= 0 (they carry the gradient), and
-        # how many a term > 1e-16 (they count as active).
-        non_negative = _leading_count(sorted_negatives, num_negatives, detached, positives,
-                                      margin, 0.0, strict=False) * positives  # (B, B)
-        active = _leading_count(sorted_negatives, num_negatives, detached, positives, margin,
-                                ACTIVE_THRESHOLD, strict=True) * positives  # (B, B)
-        # For the r-th nearest negative of a: how many positives p have non_negative[a, p] > r.
-        histogram = torch.zeros(batch_size, batch_size + 1, dtype=torch.long,
-                                device=distances.device)
-        histogram.scatter_add_(1, non_negative, positives.long())  # [a, k]: #p with count k
-        beyond = histogram.flip(1).cumsum(1).flip(1)[:, 1:]  # [a, r]: #p with count > r
-        negative_weight = torch.zeros_like(non_negative).scatter_(1, order, beyond)  # (B, B)
-        weights = non_negative - negative_weight  # (B, B), integer
-        num_terms = non_negative.sum()
+        if batch_size:
+            members, class_of_row, sizes = _class_members(labels)
+            same_class = sizes[class_of_row]  # (B,): the anchor and its positives
+            num_valid = int(((same_class - 1) * (batch_size - same_class)).sum())
+        width = members.shape[1] if batch_size else 0  # W: a class's members, anchor included
+        rows = max(1, BLOCK_ELEMENTS // max(1, batch_size))
+        for begin in range(0, batch_size if num_valid else 0, rows):
+            block = slice(begin, min(begin + rows, batch_size))
+            block_distances = detached[block]  # (b, B)
+            anchors = torch.arange(block.start, block.stop, device=device).unsqueeze(1)  # (b, 1)
+            # Each anchor's class members (W columns; padding points at the anchor itself) and
+            # their distances, the anchor and the padding at -inf: the positives sorted
+            # ascending after W - P_a entries of -inf.
+            columns = members[class_of_row[block]]  # (b, W)
+            columns = torch.where(columns < 0, anchors, columns)
+            values = block_distances.gather(1, columns).masked_fill_(columns == anchors,
+                                                                       -math.inf)
+            values, order = values.sort(dim=1)
+            columns = columns.gather(1, order)
+            ends = torch.full((values.shape[0], 1), math.inf, dtype=values.dtype, device=device)
+            sorted_positives = torch.cat([-ends, values, ends], dim=1)  # (b, W + 2)
+            # Per (a, n): the positives failing "term >= 0" (a leading run) and the term of the
+            # first one that passes. Computed for every column n; only negatives count.
+            failing, first_term = _failing_run(sorted_positives, block_distances, margin, 0.0,
+                                               strict=False)
+            # histogram[a, k]: negatives n of anchor a whose failing run is k long. Counted over
+            # all columns, minus the anchor's own class: its positives (the finite entries) and
+            # the anchor itself (once: the first -inf entry; the others are padding).
+            own_class = torch.isfinite(values)
+            own_class[:, 0] = True
+            histogram = torch.zeros(values.shape[0], width + 1, dtype=torch.long, device=device)
+            histogram.scatter_add_(1, failing, torch.ones_like(failing[:, :1]).expand_as(failing))
+            histogram.scatter_add_(1, failing.gather(1, columns), -own_class.long())
+            passing_per_run = width - torch.arange(width + 1, device=device)  # (W + 1,)
+            block_terms = int((histogram * passing_per_run).sum())
+            num_terms += block_terms
+            # Active ("term > 1e-16") is the same run, except where the first passing term is
+            # at most 1e-16 (exact zeros: ties with the margin). Those few (anchor, negative)
+            # entries get their own exact count.
+            num_active += block_terms
+            tied = first_term <= ACTIVE_THRESHOLD
+            if bool(tied.any()):
+                tied &= class_of_row[block].unsqueeze(1) != class_of_row.unsqueeze(0)
+                row, column = tied.nonzero(as_tuple=True)
+                inactive, _ = _failing_run(sorted_positives[row],
+                                           block_distances[row, column].unsqueeze(1), margin,
+                                           ACTIVE_THRESHOLD, strict=True)  # (k, 1)
+                num_active -= int((inactive.squeeze(1) - failing[row, column]).sum())
+            # Weights of the row: D[a, n] enters minus once per passing positive; the class's
+            # own columns get, instead, the positive at rank j: one per negative whose failing
+            # run is at most j long (the cumulative histogram), 0 for the -inf entries.
+            weight_rows = weights[block]  # a view, written in place
+            weight_rows.copy_(failing).sub_(width)
+            per_rank = histogram.cumsum(1)[:, :width]  # (b, W)
+            per_rank.masked_fill_(torch.isinf(values), 0)
+            weight_rows.scatter_(1, columns, per_rank.to(weight_dtype))
     wide = _accumulation_dtype(distances)
-    total = (weights.to(wide) * distances.to(wide)).sum() + margin * num_terms.to(wide)
+    total = _WeightedSum.apply(distances, weights, wide) + margin * num_terms
     # The reference multiplies by a float32 mask, so half-precision distances give float32.
     total = total.to(torch.promote_types(distances.dtype, torch.float32))
 
-    num_valid = int((positives.sum(dim=1) * num_negatives).sum())
-    num_active = int(active.sum())
     if num_valid > listing_limit:
         return total, MinedTriplets(None, None, None, None, None, num_valid, num_active)
+    positives = anchor_positive_mask(labels)  # (B, B)
+    negatives = anchor_negative_mask(labels)  # (B, B)
     anchor, positive, negative = _list_valid_triplets(positives, negatives)
     with torch.no_grad():
         terms = ((detached[anchor, positive] - detached[anchor, negative]) + margin).clamp(min=0)

@@ -49,6 +49,7 @@ Knobs:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -57,7 +58,7 @@ from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss
 from losses.distributed import gather_across_ranks
-from losses.similarity import cos_sim, similarity_fct_name
+from losses.similarity import as_matrix, cos_sim, dot_score, normalize, similarity_fct_name
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,112 @@ def doc_to_doc_scores(similarity: Callable, documents: Tensor, local_positives: 
 def log_partition(blocks: Sequence[Tensor], partition_mode: str) -> Tensor:
     """(b,) log of each row's softmax denominator: one over all blocks, or the mean of one each."""
     if partition_mode == "joint":
-        return torch.logsumexp(torch.cat(list(blocks), dim=1), dim=1)
+        joined = blocks[0] if len(blocks) == 1 else torch.cat(list(blocks), dim=1)
+        return torch.logsumexp(joined, dim=1)
     return sum(torch.logsumexp(block, dim=1) for block in blocks) / len(blocks)
+
+
+class _InfoNCERows(torch.autograd.Function):
+    """Row losses log Σ_c exp(s·S[i, c]) - s·S[i, rows[i]] of a (b, N) similarity block S.
+
+    The reference's arithmetic (scale, ``torch.logsumexp``, minus the positive logit), forward
+    and backward, operation for operation, so values and gradients are bit for bit the same;
+    but the backward works in one (b, N) buffer instead of the half-dozen autograd allocates,
+    and only the scaled logits are kept for it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, similarities: Tensor, scale: float, rows: Tensor) -> Tensor:
+        logits = similarities * scale  # (b, N)
+        log_partition = torch.logsumexp(logits, dim=1)  # (b,)
+        index = torch.arange(len(rows), device=rows.device)
+        ctx.save_for_backward(logits, log_partition, rows)
+        ctx.scale = scale
+        return log_partition - logits[index, rows]
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor, None, None]:
+        logits, log_partition, rows = ctx.saved_tensors
+        index = torch.arange(len(rows), device=rows.device)
+        # ∂/∂logits: g · exp(x - lse), then -g at each row's positive; then times the scale.
+        grad = torch.sub(logits, log_partition.unsqueeze(1)).exp_().mul_(gradient.unsqueeze(1))
+        grad[index, rows] += -gradient
+        return grad.mul_(ctx.scale), None, None
+
+
+class _InfoNCEProducts(torch.autograd.Function):
+    """``_InfoNCERows`` of the similarities q·dᵀ, the matrix product included: (b,) row losses
+    from (b, dim) query rows, (N, dim) documents, the scale and each row's positive column.
+
+    For the similarities that are plain products (``dot_score``; ``cos_sim`` of normalised
+    rows). Values and gradients are bit for bit those of autograd through ``q @ d.T``, the
+    scale and ``torch.logsumexp`` (the same operations, in the same order, including the
+    reduction ``torch.logsumexp`` performs), with three (b, N) buffers instead of six: the
+    product is scaled in place, and the gradient is built in one buffer. Only the scaled
+    logits are kept between forward and backward, as autograd keeps them (wrappers such as
+    MatryoshkaLoss hold several of these graphs at once).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, queries: Tensor, documents: Tensor, scale: float,
+                rows: Tensor) -> Tensor:
+        logits = (queries @ documents.T).mul_(scale)  # (b, N)
+        # torch.logsumexp's own steps: row max (0 where infinite), exp(x - max), sum, log, + max.
+        top = torch.amax(logits, dim=1, keepdim=True)  # (b, 1)
+        top.masked_fill_(top.abs() == math.inf, 0)
+        log_partition = torch.sub(logits, top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
+        index = torch.arange(len(rows), device=rows.device)
+        ctx.save_for_backward(queries, documents, logits, log_partition, rows)
+        ctx.scale = scale
+        return log_partition - logits[index, rows]
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        queries, documents, logits, log_partition, rows = ctx.saved_tensors
+        # ∂/∂logits: g · exp(x - lse), then -g at each row's positive; then times the scale.
+        grad = torch.sub(logits, log_partition.unsqueeze(1)).exp_().mul_(gradient.unsqueeze(1))
+        grad[torch.arange(len(rows), device=rows.device), rows] += -gradient
+        grad.mul_(ctx.scale)
+        # The two products autograd forms for q @ d.T (d.T being a transposed view).
+        return grad.mm(documents), grad.t().mm(queries), None, None
+
+
+class _SymmetricInfoNCERows(torch.autograd.Function):
+    """Row losses ½ (log Σ_j exp(s·S[i, j]) + log Σ_j exp(s·S[j, i])) - s·S[i, i] of a square
+    (B, B) similarity matrix S: every query against every positive, both directions.
+
+    Both log-partitions come from one exponential, E = exp(s·S - m) with m the largest logit:
+    row sums and column sums of E. The backward needs only E (no further exponential):
+    ∂/∂(s·S[i, j]) = E[i, j] (g_i / 2 / Σ_k E[i, k] + g_j / 2 / Σ_k E[k, j]) - g_i [i = j].
+    The reference computes the document-to-query direction as a second matrix product and
+    two separate log-sum-exps: the same numbers, rounded differently. Should a row or a column
+    of E underflow to 0 (logits spread over more than ~80), it falls back to log-sum-exps.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, similarities: Tensor, scale: float) -> Tensor:
+        logits = similarities * scale  # (B, B)
+        positive = logits.diagonal().clone()  # (B,)
+        top = logits.max()
+        exponentials = logits.sub_(top).exp_()  # (B, B), in place of the logits: E
+        by_row, by_column = exponentials.sum(dim=1), exponentials.sum(dim=0)  # (B,) each
+        if not (bool((by_row > 0).all()) and bool((by_column > 0).all())):
+            logits = exponentials.log_().add_(top)  # back to the logits (rare: huge spreads)
+            by_row, by_column = (torch.logsumexp(logits, dim=1).sub_(top).exp_(),
+                                 torch.logsumexp(logits, dim=0).sub_(top).exp_())
+            exponentials = logits.sub_(top).exp_()
+        ctx.save_for_backward(exponentials, by_row, by_column)
+        ctx.scale = scale
+        return (by_row.log() + by_column.log()) / 2 + top - positive
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor, None]:
+        exponentials, by_row, by_column = ctx.saved_tensors
+        half = gradient / 2
+        grad = exponentials * (half / by_row).unsqueeze(1)  # (B, B)
+        grad.addcmul_(exponentials, (half / by_column).unsqueeze(0))
+        grad.diagonal().sub_(gradient)
+        return grad.mul_(ctx.scale), None
 
 
 class MultipleNegativesRankingLoss(EmbeddingLoss):
@@ -234,15 +339,37 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
 
         Any subset of rows may be scored on its own (the cached loss scores a few at a time), so
         the B x B·C score matrix never has to exist in one piece.
+
+        The arithmetic is the reference's, operation for operation (so float32 training runs
+        end at the same weights), without work it does not need: no row-ownership mask unless
+        a setting reads it, no concatenation of a single block, and, for the symmetric loss over
+        a whole batch of pairs, the ``doc_to_query`` block read off the ``query_to_doc``
+        similarities (sim(q_j, d_i) is entry (j, i) of the same matrix, computed the same way)
+        instead of a second matrix product.
         """
         global_batch = queries.shape[0]
         columns = documents.shape[0] // global_batch
         # The positive of global row r is documents[r] (first document column).
         row_queries, row_positives = queries[rows], documents[rows]  # (b, dim)
-        own = own_documents(rows, global_batch, columns)  # (b, G·C)
+        needs_own = "doc_to_doc" in self.directions or (
+            self.hardness_mode is not None and self.hardness_strength != 0.0)
+        own = own_documents(rows, global_batch, columns) if needs_own else None  # (b, G·C)
 
-        query_to_doc = self._query_to_doc_logits(
-            self.similarity_fct(row_queries, documents), own, global_batch)  # (b, G·C)
+        directions = set(self.directions)
+        if directions == {"query_to_doc"} and not needs_own:  # the default setting
+            if self.similarity_fct in (cos_sim, dot_score):
+                left, right = as_matrix(row_queries), as_matrix(documents)
+                if self.similarity_fct is cos_sim:
+                    left, right = normalize(left), normalize(right)
+                return _InfoNCEProducts.apply(left, right, self.scale, rows)
+            return _InfoNCERows.apply(self.similarity_fct(row_queries, documents), self.scale,
+                                      rows)
+        similarities = self.similarity_fct(row_queries, documents)  # (b, G·C)
+        if (directions == {"query_to_doc", "doc_to_query"} and self.partition_mode ==
+                "per_direction" and columns == 1 and len(rows) == global_batch
+                and not needs_own):  # the symmetric loss on a whole batch of pairs
+            return _SymmetricInfoNCERows.apply(similarities, self.scale)
+        query_to_doc = self._query_to_doc_logits(similarities, own, global_batch)  # (b, G·C)
         # The positive of query i sits at column rows[i] (it never gets a bonus).
         positive = query_to_doc[torch.arange(len(rows), device=queries.device), rows]
         blocks = [query_to_doc]
@@ -250,8 +377,12 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
             blocks.append(self.scale * query_to_query_scores(
                 self.similarity_fct, row_queries, queries, rows))
         if "doc_to_query" in self.directions:
-            blocks.append(self.scale * doc_to_query_scores(
-                self.similarity_fct, queries, row_positives))
+            if columns == 1 and len(rows) == global_batch and not needs_own:
+                # Pairs, every row (rows are a range, so 0..G-1), no bonus: the same numbers.
+                blocks.append(query_to_doc.T)
+            else:
+                blocks.append(self.scale * doc_to_query_scores(
+                    self.similarity_fct, queries, row_positives))
         if "doc_to_doc" in self.directions:
             blocks.append(self.scale * doc_to_doc_scores(
                 self.similarity_fct, documents, row_positives, own))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,7 @@ def _as_float(x: Tensor) -> Tensor:
     return x
 
 
-def _as_matrix(x: Tensor) -> Tensor:
+def as_matrix(x: Tensor) -> Tensor:
     """Accept one vector (dim,) as a batch of one (1, dim); half precision computed in float32."""
     x = _as_float(x)
     return x.unsqueeze(0) if x.dim() == 1 else x
@@ -49,22 +50,22 @@ def normalize(x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------- matrix similarities
 def cos_sim(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of every row of ``a`` with every row of ``b``: (n, d), (m, d) -> (n, m)."""
-    return normalize(_as_matrix(a)) @ normalize(_as_matrix(b)).T
+    return normalize(as_matrix(a)) @ normalize(as_matrix(b)).T
 
 
 def dot_score(a: Tensor, b: Tensor) -> Tensor:
     """Dot product of every row of ``a`` with every row of ``b``: (n, m)."""
-    return _as_matrix(a) @ _as_matrix(b).T
+    return as_matrix(a) @ as_matrix(b).T
 
 
 def euclidean_sim(a: Tensor, b: Tensor) -> Tensor:
     """Negative Euclidean distance of every pair of rows: (n, m)."""
-    return -torch.cdist(_as_matrix(a), _as_matrix(b), p=2.0)
+    return -torch.cdist(as_matrix(a), as_matrix(b), p=2.0)
 
 
 def manhattan_sim(a: Tensor, b: Tensor) -> Tensor:
     """Negative Manhattan (L1) distance of every pair of rows: (n, m)."""
-    return -torch.cdist(_as_matrix(a), _as_matrix(b), p=1.0)
+    return -torch.cdist(as_matrix(a), as_matrix(b), p=1.0)
 
 
 # -------------------------------------------------------------------------- pairwise similarities
@@ -99,19 +100,55 @@ def euclidean_distance_matrix(embeddings: Tensor, squared: bool = False) -> Tens
     Computed as ||x||² - 2 x·y + ||y||² (one matrix product, no (n, n, dim) tensor), clamped at 0
     against rounding. The square root has an infinite derivative at 0, so where a distance is
     exactly 0 (the diagonal, duplicate embeddings) the root is taken of a tiny positive number and
-    the result set back to 0: the value is exact and the gradient finite. Half-precision input
-    is computed in float32, where the subtraction above does not cancel catastrophically.
+    the result set back to 0: the value is exact and the gradient finite (0 there). Half-precision
+    input is computed in float32, where the subtraction above does not cancel catastrophically.
+
+    The (non-squared) distances go through ``_EuclideanDistances``: the same values and
+    gradients with fewer passes over the (n, n) matrix and a fraction of its memory.
     """
     if embeddings.dtype in (torch.float16, torch.bfloat16):
         embeddings = embeddings.float()
+    if not squared:
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return _EuclideanDistances.apply(embeddings)
     with torch.autocast(device_type=embeddings.device.type, enabled=False):
         dot = embeddings @ embeddings.T  # (n, n)
     squared_norms = dot.diagonal()  # (n,)
-    distances = (squared_norms.unsqueeze(0) - 2.0 * dot + squared_norms.unsqueeze(1)).clamp(min=0)
-    if squared:
+    return (squared_norms.unsqueeze(0) - 2.0 * dot + squared_norms.unsqueeze(1)).clamp(min=0)
+
+
+class _EuclideanDistances(torch.autograd.Function):
+    """D[i, j] = sqrt(max(0, ||x_i||² - 2 x_i·x_j + ||x_j||²)), 0 where that is 0.
+
+    The reference's arithmetic, forward and backward, operation for operation, so values and
+    gradients are bit for bit those of its autograd graph, but in place and without the graph's
+    (n, n) intermediates (a 0/1 mask, the shifted root, the pre-clamp values).
+
+    Backward, for G = ∂L/∂D: S = G / (2 D) where D > 0, else 0 (the masked root's slope); the
+    squared norms collect Σ_j S[i, j] + Σ_j S[j, i]; the dot products get -2 S plus those on the
+    diagonal; ∂L/∂x = ∂L/∂dot · x + ∂L/∂dotᵀ · x, the two matrix products of a product x·xᵀ.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, embeddings: Tensor) -> Tensor:
+        distances = embeddings @ embeddings.T  # (n, n), the dot products for now
+        squared_norms = distances.diagonal().clone()  # (n,)
+        # (||x_j||² - 2 x_i·x_j) + ||x_i||², as the reference adds them, then clamp and root.
+        distances.mul_(-2.0).add_(squared_norms.unsqueeze(0)).add_(squared_norms.unsqueeze(1))
+        distances.clamp_(min=0).sqrt_()
+        ctx.save_for_backward(embeddings, distances)
         return distances
-    zero = (distances == 0.0).to(distances.dtype)
-    return torch.sqrt(distances + zero * 1e-16) * (1.0 - zero)
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> Tensor:
+        embeddings, distances = ctx.saved_tensors
+        positive = distances > 0
+        scaled = gradient.masked_fill(~positive, 0.0).div_(2 * distances)  # (n, n): S
+        scaled.masked_fill_(~positive, 0.0)  # 0 / 0 at the zeros
+        squared_norms = scaled.sum(dim=1) + scaled.sum(dim=0)  # (n,)
+        dot = scaled.neg_().mul_(2.0)  # (n, n): -2 S, in place of S
+        dot.diagonal().add_(squared_norms)
+        return dot.mm(embeddings) + dot.t().mm(embeddings)
 
 
 def cosine_distance_matrix(embeddings: Tensor) -> Tensor:

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+from tokenizers import Tokenizer
 
-from lab.models import BUILTIN_MODELS, TINY_BERT_CONFIG, load_model, minilm_path
+from lab.models import (
+    BUILTIN_MODELS,
+    TEACHING_CORPUS,
+    TINY_BERT_CONFIG,
+    TINY_CORE_VOCABULARY,
+    corpus_texts,
+    full_vocabulary_static_model,
+    load_model,
+    minilm_path,
+    tiny_vocabulary,
+    trim_vocabulary,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -23,15 +37,89 @@ def cosine(model, first: str, second: str) -> float:
     return torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0).item()
 
 
-def test_tiny_is_static_embedding_initialised_from_minilm_vocabulary():
-    model = load_model("tiny", device="cpu")
-    static = model[0]
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def full():
+    return full_vocabulary_static_model(device="cpu")
+
+
+def test_tiny_is_static_embedding_over_a_trimmed_minilm_vocabulary(tiny, full):
+    static = tiny[0]
     assert isinstance(static, StaticEmbedding)
-    assert len(model) == 1
+    assert len(tiny) == 1
+    assert tiny.get_embedding_dimension() == 384
+    assert tiny.encode(["hello world"]).shape == (1, 384)
+    # Far fewer rows than MiniLM's 30,522, but at least the corpus's tokens and the core.
+    assert TINY_CORE_VOCABULARY < static.num_embeddings < 12_000
+    assert full[0].num_embeddings == 30522
+
+
+def test_kept_tokens_keep_minilm_vectors_exactly(tiny):
     with safe_open(str(minilm_path() / "model.safetensors"), framework="pt") as weights:
-        minilm_tokens = weights.get_tensor("embeddings.word_embeddings.weight")
-    assert torch.equal(static.embedding.weight.detach(), minilm_tokens.float())
-    assert model.encode(["hello world"]).shape == (1, 384)
+        minilm_tokens = weights.get_tensor("embeddings.word_embeddings.weight").float()
+    minilm_ids = Tokenizer.from_file(str(minilm_path() / "tokenizer.json")).get_vocab()
+    trimmed = tiny[0].tokenizer.get_vocab()  # token -> new id
+    new_ids = torch.tensor(list(trimmed.values()))
+    old_ids = torch.tensor([minilm_ids[token] for token in trimmed])
+    assert torch.equal(tiny[0].embedding.weight.detach()[new_ids], minilm_tokens[old_ids])
+
+
+def test_every_corpus_text_embeds_exactly_as_with_the_full_vocabulary(tiny, full):
+    texts = corpus_texts()
+    assert len(texts) > 1000
+    trimmed = [encoding.tokens for encoding in
+               tiny[0].tokenizer.encode_batch(texts, add_special_tokens=False)]
+    whole = [encoding.tokens for encoding in
+             full[0].tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert trimmed == whole
+    sample = texts[::50]
+    assert torch.allclose(torch.tensor(tiny.encode(sample)), torch.tensor(full.encode(sample)),
+                          atol=1e-6)
+
+
+def test_unknown_words_still_embed(tiny):
+    tokenizer = tiny[0].tokenizer
+    pieces = tokenizer.encode("zyxwquibblefrotz", add_special_tokens=False).tokens
+    assert len(pieces) > 1 and "[UNK]" not in pieces  # split into kept word pieces
+    assert tokenizer.encode("☃", add_special_tokens=False).tokens == ["[UNK]"]
+    embeddings = tiny.encode(["zyxwquibblefrotz", "☃", "", "A perfectly ordinary sentence."])
+    assert embeddings.shape == (4, 384)
+    assert np.isfinite(embeddings).all()
+    assert np.abs(embeddings[:2]).sum(axis=1).min() > 0
+
+
+def test_a_saved_tiny_model_reloads_and_encodes_anything(tiny, tmp_path):
+    tiny.save(str(tmp_path / "tiny"))
+    loaded = SentenceTransformer(str(tmp_path / "tiny"), device="cpu")
+    texts = ["The rocket left the launch pad.", "zyxwquibblefrotz ☃ naïve café"]
+    assert torch.allclose(torch.tensor(loaded.encode(texts)), torch.tensor(tiny.encode(texts)),
+                          atol=1e-6)
+    assert loaded[0].num_embeddings == tiny[0].num_embeddings
+
+
+def test_trim_vocabulary_renumbers_the_special_tokens():
+    source = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    vectors = torch.arange(30522, dtype=torch.float32).unsqueeze(1)  # row i holds i
+    keep = tiny_vocabulary(source, core_size=0, texts=["cat"])
+    trimmed, rows = trim_vocabulary(source, vectors, keep)
+    assert rows.squeeze(1).tolist() == [float(index) for index in keep]
+    vocabulary = trimmed.get_vocab()
+    for token in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cat", "a", "##a"):
+        assert vocabulary[token] == keep.index(source.token_to_id(token)), token
+    assert "paris" not in vocabulary  # neither in the texts nor in a core of size 0
+    encoded = trimmed.encode("cat")  # the template's [CLS]/[SEP] and the padding: new ids
+    assert encoded.ids[:3] == [vocabulary["[CLS]"], vocabulary["cat"], vocabulary["[SEP]"]]
+    assert set(encoded.ids[3:]) == {vocabulary["[PAD]"]}
+
+
+def test_the_corpus_file_is_the_one_lab_data_reads():
+    from lab.data.corpus import CORPUS_PATH
+
+    assert TEACHING_CORPUS.resolve() == Path(CORPUS_PATH).resolve()
 
 
 def test_tiny_trains_a_gradient_step_moves_paraphrases_together():

@@ -1,0 +1,59 @@
+"""benchmarks/bench_losses.py end to end on one cheap loss: servers, children, page and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from benchmarks import bench_losses
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the harness forks and reads "
+                                                                  "Linux /proc files")
+def test_one_loss_one_batch_writes_the_table_and_the_raw_results(tmp_path, capsys):
+    page = tmp_path / "results.md"
+    code = bench_losses.main(["--loss", "MultipleNegativesRankingLoss", "--batch", "16",
+                              "--repeats", "2", "--threads", "1", "--train-speed", "skip",
+                              "--out", str(page)])
+    assert code == 0
+    text = page.read_text()
+    assert "| MultipleNegativesRankingLoss | 16 |" in text
+    row = next(line for line in text.splitlines()
+               if line.startswith("| MultipleNegativesRankingLoss | 16 |"))
+    assert "| yes |" in row  # ours and the reference computed the same value
+    raw = json.loads((tmp_path / "results.json").read_text())
+    impls = sorted(result["impl"] for result in raw["results"])
+    assert impls == ["floor", "ours", "reference"]
+    # At least the 2 repeats asked for (fast calls are repeated up to half a second).
+    assert all(result["runs"] >= 2 and "error" not in result for result in raw["results"])
+    assert "[3/3]" in capsys.readouterr().out
+
+
+def test_unknown_loss_is_one_line_error():
+    with pytest.raises(SystemExit, match="unknown loss NoSuchLoss; expected catalog names"):
+        bench_losses.main(["--loss", "NoSuchLoss"])
+
+
+def test_slower_configurations_are_measured_again_and_keep_their_fastest_time(monkeypatch):
+    def result(loss, impl, seconds):
+        return {"loss": loss, "batch": 8, "model": "table", "impl": impl, "seconds": seconds,
+                "peak_mb": 1.0, "repeats": 3}
+
+    results = [result("A", "ours", 2.0), result("A", "reference", 1.0),  # looks 2x slower
+               result("B", "ours", 1.0), result("B", "reference", 1.0)]  # fine: not redone
+    again_seconds = iter([1.1, 1.2, 0.9, 3.0])  # round 1: ours, ref; round 2: ours, ref
+    asked = []
+
+    def fake_run_tasks(tasks, timeout, cap_bytes, log_path):
+        asked.extend((task["loss"], task["impl"]) for task in tasks)
+        return [{**task, "seconds": next(again_seconds), "peak_mb": 1.0} for task in tasks]
+
+    monkeypatch.setattr(bench_losses, "run_tasks", fake_run_tasks)
+    assert bench_losses.confirm_slower(results, 10.0, 1 << 30, None, rounds=2) == 1
+    assert asked == [("A", "ours"), ("A", "reference")] * 2
+    assert results[0]["seconds"] == 0.9 and results[0]["tries"] == 3  # fastest of 2.0, 1.1, 0.9
+    assert results[1]["seconds"] == 1.0 and results[1]["tries"] == 3  # 1.0 beat 1.2 and 3.0
+    assert "tries" not in results[2]

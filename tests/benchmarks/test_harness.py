@@ -1,0 +1,104 @@
+"""benchmarks/harness.py: memory readings, and failures that become results, not crashes.
+
+No timings are asserted: only that a measurement sees what a step allocates, and that a child
+over its memory cap or time limit, or raising, is reported as such.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from benchmarks import harness
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the harness reads Linux /proc files and forks")
+MB = 1024 * 1024
+
+
+def test_time_and_memory_sees_a_freed_allocation_and_returns_the_value():
+    def step() -> float:
+        block = bytearray(b"\x01") * (150 * MB)  # touched: resident while it lives, then freed
+        return float(len(block) // MB)
+
+    # In a forked child, as the benchmark measures: only this thread runs there (the test
+    # process may hold other threads, e.g. servers of earlier tests, that allocate meanwhile).
+    measured = harness.fork_and_measure(
+        {}, lambda task: harness.time_and_memory(step, repeats=2, budget_s=60, min_time_s=0),
+        timeout_s=60, cap_bytes=2 * 1024 * MB)
+    assert measured["value"] == 150.0
+    assert measured["runs"] == 2
+    assert 140 <= measured["peak_mb"] <= 600, measured
+    assert measured["seconds"] >= 0
+
+
+def test_time_and_memory_stops_repeating_when_over_budget():
+    calls = []
+
+    def step() -> int:
+        calls.append(1)
+        time.sleep(0.05)
+        return 0
+
+    measured = harness.time_and_memory(step, repeats=10, budget_s=0.01)
+    assert measured["runs"] == 1 and len(calls) == 2  # the warm-up and one timed call
+
+
+def test_fast_calls_are_repeated_up_to_the_minimum_time_or_the_cap():
+    measured = harness.time_and_memory(lambda: 1.0, repeats=3, min_time_s=60, max_runs=25)
+    assert measured["runs"] == 25
+    measured = harness.time_and_memory(lambda: time.sleep(0.02), repeats=3, min_time_s=0.1)
+    assert 3 <= measured["runs"] <= 6
+
+
+def test_a_forked_child_returns_its_result():
+    result = harness.fork_and_measure({"x": 21}, lambda task: {"double": task["x"] * 2},
+                                      timeout_s=30, cap_bytes=2 * 1024 * MB)
+    assert result == {"double": 42}
+
+
+def test_an_exception_in_the_child_is_a_one_line_result():
+    def runner(task: dict) -> dict:
+        raise ValueError("no such loss\nsecond line")
+
+    result = harness.fork_and_measure({}, runner, timeout_s=30, cap_bytes=2 * 1024 * MB)
+    assert result == {"error": "ValueError: no such loss"}
+
+
+def test_a_child_over_the_memory_cap_is_reported_out_of_memory():
+    def runner(task: dict) -> dict:
+        hog = bytearray(b"\x01") * (1500 * MB)  # beyond a 200 MB cap (+ 2 GB slack)... touched
+        more = bytearray(b"\x01") * (1500 * MB)
+        return {"size": len(hog) + len(more)}
+
+    result = harness.fork_and_measure({}, runner, timeout_s=60, cap_bytes=200 * MB)
+    assert result["error"].startswith("out of memory"), result
+
+
+def test_a_child_over_the_time_limit_is_killed_and_reported():
+    def runner(task: dict) -> dict:
+        time.sleep(30)
+        return {}
+
+    started = time.monotonic()
+    result = harness.fork_and_measure({}, runner, timeout_s=1, cap_bytes=200 * MB)
+    assert result == {"error": "over 1 s"}
+    assert time.monotonic() - started < 20
+
+
+def test_failures_are_described_in_one_short_cell():
+    cap = 8 * 1024 * MB
+    assert harness.describe_failure(MemoryError(), cap) == "out of memory (> 8 GB)"
+    alloc = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                         "allocate memory: you tried to allocate 34359738368 bytes.")
+    assert harness.describe_failure(alloc, cap) == "out of memory (> 8 GB)"
+    long = harness.describe_failure(TypeError("x" * 300), cap)
+    assert long.startswith("TypeError: x") and len(long) == 100
+
+
+def test_memory_cap_defaults_to_part_of_the_available_memory():
+    assert harness.memory_cap_bytes(1.5) == int(1.5 * harness.GB)
+    default = harness.memory_cap_bytes()
+    assert 0 < default <= 16 * harness.GB
