@@ -103,12 +103,22 @@ def run_tasks(tasks: list[dict], timeout: float, cap_bytes: int, log_path: Path)
     return results
 
 
+def looks_worse(ours: dict, reference: dict) -> bool:
+    """Whether ours looked slower (beyond ``report.TIME_TOLERANCE``) or heavier (beyond the
+    memory noise allowance) than the reference in one configuration."""
+    allowed = (reference["peak_mb"] * (1 + report.MEMORY_NOISE_FRACTION)
+               + report.MEMORY_NOISE_MB)
+    return (ours["seconds"] > report.TIME_TOLERANCE * reference["seconds"]
+            or ours["peak_mb"] > allowed)
+
+
 def confirm_slower(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
                    rounds: int = 2) -> int:
-    """Measure again, ``rounds`` more times, every configuration where ours looked more than
-    ``report.TIME_TOLERANCE`` slower than the reference: both sides, in fresh processes, each
-    keeping its fastest median. One stall of a shared machine then does not decide a ratio, and
-    both sides get the same number of tries. Returns how many configurations were re-measured.
+    """Measure again, ``rounds`` more times, every configuration where ours looked slower or
+    heavier than the reference (``looks_worse``): both sides, in fresh processes, each keeping
+    its fastest median and its lowest peak. One stall of a shared machine, or one unlucky
+    allocator layout, then does not decide a ratio, and both sides get the same number of
+    tries. Returns how many configurations were re-measured.
     """
     by_key = {(r["loss"], r["batch"], r["model"], r["impl"]): r for r in results}
     suspects = []
@@ -116,12 +126,12 @@ def confirm_slower(results: list[dict], timeout: float, cap_bytes: int, log_path
         reference = by_key.get((loss, batch, model, "reference"))
         if impl != "ours" or reference is None or "error" in ours or "error" in reference:
             continue
-        if ours["seconds"] > report.TIME_TOLERANCE * reference["seconds"]:
+        if looks_worse(ours, reference):
             suspects.append((loss, batch, model))
     if not suspects:
         return 0
-    print(f"Measuring again the {len(suspects)} configuration(s) where ours looked slower...",
-          flush=True)
+    print(f"Measuring again the {len(suspects)} configuration(s) where ours looked slower or "
+          "heavier...", flush=True)
     for _ in range(rounds):
         tasks = [{key: value for key, value in by_key[(*suspect, impl)].items()
                   if key in ("loss", "batch", "model", "impl", "repeats", "budget_s",
@@ -130,8 +140,9 @@ def confirm_slower(results: list[dict], timeout: float, cap_bytes: int, log_path
         for again in run_tasks(tasks, timeout, cap_bytes, log_path):
             first = by_key[(again["loss"], again["batch"], again["model"], again["impl"])]
             first["tries"] = first.get("tries", 1) + 1
-            if "error" not in again and again["seconds"] < first["seconds"]:
-                first["seconds"] = again["seconds"]
+            if "error" not in again:
+                first["seconds"] = min(first["seconds"], again["seconds"])
+                first["peak_mb"] = min(first["peak_mb"], again["peak_mb"])
     return len(suspects)
 
 

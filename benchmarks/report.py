@@ -493,8 +493,9 @@ METHOD = [
     "Time: one warm-up call, then the median of 5 timed calls (3 in quick mode); fewer when "
     "the calls are slow (a budget of 60 s, 20 s in quick mode), more (up to 100) while they add "
     "up to less than 1 s (0.5 s), so millisecond timings are not single noisy samples. Where "
-    "ours came out more than 10% slower, both ours and the reference are measured again in "
-    "fresh processes (2 more tries each, 1 in quick mode) and each keeps its fastest median.",
+    "ours came out more than 10% slower or heavier than the allowance below, both ours and the "
+    "reference are measured again in fresh processes (2 more tries each, 1 in quick mode) and "
+    "each keeps its fastest median and its lowest peak.",
     "- Peak extra memory: the peak resident set size (Linux VmHWM, reset through "
     "`/proc/self/clear_refs` before the first call) over the warm-up and the timed calls, minus "
     "the resident size just before the first call, after the inputs were built. The warm-up "

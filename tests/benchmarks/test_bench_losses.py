@@ -44,6 +44,7 @@ def test_slower_configurations_are_measured_again_and_keep_their_fastest_time(mo
 
     results = [result("A", "ours", 2.0), result("A", "reference", 1.0),  # looks 2x slower
                result("B", "ours", 1.0), result("B", "reference", 1.0)]  # fine: not redone
+    results[0]["peak_mb"] = 3.0  # and re-measured at 1 MB below: its lowest peak is kept
     again_seconds = iter([1.1, 1.2, 0.9, 3.0])  # round 1: ours, ref; round 2: ours, ref
     asked = []
 
@@ -56,4 +57,13 @@ def test_slower_configurations_are_measured_again_and_keep_their_fastest_time(mo
     assert asked == [("A", "ours"), ("A", "reference")] * 2
     assert results[0]["seconds"] == 0.9 and results[0]["tries"] == 3  # fastest of 2.0, 1.1, 0.9
     assert results[1]["seconds"] == 1.0 and results[1]["tries"] == 3  # 1.0 beat 1.2 and 3.0
+    assert results[0]["peak_mb"] == 1.0 and results[1]["peak_mb"] == 1.0
     assert "tries" not in results[2]
+
+
+def test_heavier_alone_is_a_suspect_too():
+    ours = {"seconds": 1.0, "peak_mb": 100.0}
+    assert bench_losses.looks_worse(ours, {"seconds": 1.0, "peak_mb": 80.0})  # 100 > 89
+    assert not bench_losses.looks_worse(ours, {"seconds": 1.0, "peak_mb": 92.0})  # 100 <= 101.6
+    assert bench_losses.looks_worse({"seconds": 1.2, "peak_mb": 1.0},
+                                    {"seconds": 1.0, "peak_mb": 1.0})
