@@ -420,16 +420,25 @@ def batch_hard_terms(distances: Tensor, labels: Tensor,
     with torch.no_grad():
         # The record names the true farthest positive and nearest negative (the values above can
         # tie with a masked row, whose index would mislead a plot).
-        positive, negative = hardest_positive_and_negative(distances.detach(), labels)
+        positive, negative = hardest_positive_and_negative(distances.detach(), labels,
+                                                           positives, negatives)
         anchor = ((positive >= 0) & (negative >= 0)).nonzero().squeeze(1)  # valid anchors
     return terms, _record(anchor, positive[anchor], negative[anchor], terms[anchor],
                           active[anchor])
 
 
-def hardest_positive_and_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """(B,) index of each anchor's farthest positive and of its nearest negative (-1: none)."""
-    positives = anchor_positive_mask(labels)
-    negatives = anchor_negative_mask(labels)
+def hardest_positive_and_negative(distances: Tensor, labels: Tensor,
+                                  positives: Tensor | None = None,
+                                  negatives: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(B,) index of each anchor's farthest positive and of its nearest negative (-1: none).
+
+    ``positives`` / ``negatives``: the (B, B) masks of ``labels`` when the caller has them
+    already (built here otherwise).
+    """
+    if positives is None:
+        positives = anchor_positive_mask(labels)
+    if negatives is None:
+        negatives = anchor_negative_mask(labels)
     positive = torch.where(positives, distances, -math.inf).argmax(dim=1)
     negative = torch.where(negatives, distances, math.inf).argmin(dim=1)
     return (torch.where(positives.any(dim=1), positive, -1),
