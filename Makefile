@@ -63,9 +63,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # Benchmarks: every loss against sentence-transformers, the matrix-product floors, tiny's
-# training speed and the performance targets -> benchmarks/RESULTS.md (about half an hour on a
-# quiet 2-core CPU, with the per-loss training speeds in benchmarks/TRAIN-SPEED.md).
-# QUICK=1 (or make bench-quick): a few minutes, written to benchmarks/RESULTS-quick.md.
+# training speed and the performance targets -> benchmarks/RESULTS.md (about 40 minutes on a
+# quiet 2-core CPU), then the per-loss training speeds -> benchmarks/TRAIN-SPEED.md.
+# QUICK=1 (or make bench-quick): about 15 minutes on 2 cores, to benchmarks/RESULTS-quick.md.
 .PHONY: bench bench-quick
 bench: $(VENV)/.installed-lab
 	$(PY) benchmarks/bench_losses.py $(if $(QUICK),--quick)
