@@ -104,15 +104,12 @@ def run_tasks(tasks: list[dict], timeout: float, cap_bytes: int, log_path: Path)
 
 
 def looks_worse(ours: dict, reference: dict) -> bool:
-    """Whether ours looked slower (beyond ``report.TIME_TOLERANCE``) or heavier (beyond the
-    memory noise allowance) than the reference in one configuration."""
-    allowed = (reference["peak_mb"] * (1 + report.MEMORY_NOISE_FRACTION)
-               + report.MEMORY_NOISE_MB)
-    return (ours["seconds"] > report.TIME_TOLERANCE * reference["seconds"]
-            or ours["peak_mb"] > allowed)
+    """Whether ours looked slower or heavier than the reference in one configuration (the
+    report's own test, ``report.slower_and_heavier``)."""
+    return any(report.slower_and_heavier(ours, reference))
 
 
-def confirm_slower(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
+def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
                    rounds: int = 2) -> int:
     """Measure again, ``rounds`` more times, every configuration where ours looked slower or
     heavier than the reference (``looks_worse``): both sides, in fresh processes, each keeping
@@ -188,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     started = time.perf_counter()
     results = run_tasks(tasks, timeout, cap_bytes, log_path)
-    confirm_slower(results, timeout, cap_bytes, log_path, rounds=1 if args.quick else 2)
+    measure_suspects_again(results, timeout, cap_bytes, log_path, rounds=1 if args.quick else 2)
     speed = train_speed(args.quick, log_path) if args.train_speed == "run" else None
     info = report.machine()
     info["load_average"] = (load_start[0], os.getloadavg()[0])

@@ -181,6 +181,14 @@ def _s(result: dict) -> str:
     return f"{result['seconds']:.3g} s"
 
 
+def slower_and_heavier(ours: dict, reference: dict) -> tuple[bool, bool]:
+    """Whether ours took more than ``TIME_TOLERANCE`` times the reference's time, and whether it
+    used more peak memory than the reference's plus the noise allowance (both measured)."""
+    slower = ratio(ours["seconds"], reference["seconds"]) > TIME_TOLERANCE
+    allowed = reference["peak_mb"] * (1 + MEMORY_NOISE_FRACTION) + MEMORY_NOISE_MB
+    return slower, ours["peak_mb"] > allowed
+
+
 def target_no_regression(rows: list[Row]) -> Target:
     """No loss slower than the reference by more than 10%, nor using more peak memory."""
     checks, problems = [], []
@@ -196,9 +204,7 @@ def target_no_regression(rows: list[Row]) -> Target:
             problems.append(f"{row.loss} @ {row.batch}: ours failed "
                             f"({(row.ours or {}).get('error', 'not run')})")
             continue
-        slower = row.time_ratio > TIME_TOLERANCE
-        allowed = row.reference["peak_mb"] * (1 + MEMORY_NOISE_FRACTION) + MEMORY_NOISE_MB
-        heavier = row.ours["peak_mb"] > allowed
+        slower, heavier = slower_and_heavier(row.ours, row.reference)
         checks.append(not slower and not heavier)
         if slower:
             problems.append(f"{row.loss} @ {row.batch}: {row.time_ratio:.2f}x the time "

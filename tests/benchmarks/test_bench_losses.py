@@ -53,7 +53,7 @@ def test_slower_configurations_are_measured_again_and_keep_their_fastest_time(mo
         return [{**task, "seconds": next(again_seconds), "peak_mb": 1.0} for task in tasks]
 
     monkeypatch.setattr(bench_losses, "run_tasks", fake_run_tasks)
-    assert bench_losses.confirm_slower(results, 10.0, 1 << 30, None, rounds=2) == 1
+    assert bench_losses.measure_suspects_again(results, 10.0, 1 << 30, None, rounds=2) == 1
     assert asked == [("A", "ours"), ("A", "reference")] * 2
     assert results[0]["seconds"] == 0.9 and results[0]["tries"] == 3  # fastest of 2.0, 1.1, 0.9
     assert results[1]["seconds"] == 1.0 and results[1]["tries"] == 3  # 1.0 beat 1.2 and 3.0
