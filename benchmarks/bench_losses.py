@@ -110,7 +110,7 @@ def looks_worse(ours: dict, reference: dict) -> bool:
 
 
 def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
-                   rounds: int = 2) -> int:
+                           rounds: int = 2) -> int:
     """Measure again, ``rounds`` more times, every configuration where ours looked slower or
     heavier than the reference (``looks_worse``): both sides, in fresh processes, each keeping
     its fastest median and its lowest peak. One stall of a shared machine, or one unlucky
