@@ -406,9 +406,8 @@ def batch_hard_terms(distances: Tensor, labels: Tensor,
     distances = distances.to(torch.promote_types(distances.dtype, torch.float32))
     positives = anchor_positive_mask(labels)  # (B, B)
     negatives = anchor_negative_mask(labels)  # (B, B)
-    hardest_positive = torch.where(positives, distances, 0.0).max(dim=1).values  # (B,)
-    row_max = distances.max(dim=1, keepdim=True).values  # (B, 1)
-    hardest_negative = torch.where(negatives, distances, distances + row_max).min(dim=1).values
+    hardest_positive, hardest_negative, positive, negative = _BatchHard.apply(
+        distances, positives, negatives)  # (B,) values, (B,) indices the values were taken at
     difference = hardest_positive - hardest_negative  # (B,)
     if margin is None:
         terms = F.softplus(difference)
@@ -418,13 +417,68 @@ def batch_hard_terms(distances: Tensor, labels: Tensor,
         active = terms > 0
 
     with torch.no_grad():
-        # The record names the true farthest positive and nearest negative (the values above can
-        # tie with a masked row, whose index would mislead a plot).
-        positive, negative = hardest_positive_and_negative(distances.detach(), labels,
-                                                           positives, negatives)
+        # The record names the true farthest positive and nearest negative: where the values
+        # above were taken at a masked row (a tie, or an anchor without positives), look again.
+        positive = _true_extreme(positive, positives, distances, largest=True)
+        negative = _true_extreme(negative, negatives, distances, largest=False)
         anchor = ((positive >= 0) & (negative >= 0)).nonzero().squeeze(1)  # valid anchors
     return terms, _record(anchor, positive[anchor], negative[anchor], terms[anchor],
                           active[anchor])
+
+
+class _BatchHard(torch.autograd.Function):
+    """hp(a), hn(a) of ``batch_hard_terms`` with the indices they come from, and a lean backward.
+
+    Forward, as the reference computes them: hp = max_j (positives ? D : 0)[a, j] and
+    hn = min_j (negatives ? D : D + rowmax(D))[a, j]. Each is one entry of D (plus, for a masked
+    hn, the row's largest entry), so the gradient is a (B, B) matrix with at most three non-zero
+    entries per row: no autograd graph through the two (B, B) selections.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, distances: Tensor, positives: Tensor,
+                negatives: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        hardest_positive, positive = torch.where(positives, distances, 0.0).max(dim=1)  # (B,)
+        row_max, row_argmax = distances.max(dim=1, keepdim=True)  # (B, 1)
+        hardest_negative, negative = torch.where(negatives, distances,
+                                                 distances + row_max).min(dim=1)  # (B,)
+        ctx.save_for_backward(positive, negative, row_argmax.squeeze(1),
+                              positives.gather(1, positive.unsqueeze(1)).squeeze(1),
+                              negatives.gather(1, negative.unsqueeze(1)).squeeze(1))
+        ctx.shape = distances.shape
+        ctx.mark_non_differentiable(positive, negative)
+        return hardest_positive, hardest_negative, positive, negative
+
+    @staticmethod
+    def backward(ctx: Any, positive_gradient: Tensor, negative_gradient: Tensor,
+                 *_: Any) -> tuple[Tensor, None, None]:
+        positive, negative, row_argmax, positive_real, negative_real = ctx.saved_tensors
+        gradient = positive_gradient.new_zeros(ctx.shape)  # (B, B)
+        # A masked maximum is a 0 that does not depend on D; a masked minimum is D + rowmax(D).
+        gradient.scatter_add_(1, positive.unsqueeze(1),
+                              torch.where(positive_real, positive_gradient, 0.0).unsqueeze(1))
+        gradient.scatter_add_(1, negative.unsqueeze(1), negative_gradient.unsqueeze(1))
+        gradient.scatter_add_(1, row_argmax.unsqueeze(1),
+                              torch.where(negative_real, 0.0, negative_gradient).unsqueeze(1))
+        return gradient, None, None
+
+
+def _true_extreme(index: Tensor, mask: Tensor, distances: Tensor, largest: bool) -> Tensor:
+    """(B,) ``index`` where it points into ``mask``, else the row's true extreme (-1: none).
+
+    ``index``: (B,) column each row's masked max/min came from; ``mask``: (B, B) the admissible
+    columns. Only the rows whose index missed the mask are searched again.
+    """
+    missed = ~mask.gather(1, index.unsqueeze(1)).squeeze(1)  # (B,)
+    if not bool(missed.any()):
+        return index
+    rows = missed.nonzero().squeeze(1)  # (m,)
+    row_mask = mask[rows]  # (m, B)
+    candidates = torch.where(row_mask, distances[rows], -math.inf if largest else math.inf)
+    found = candidates.argmax(dim=1) if largest else candidates.argmin(dim=1)
+    index = index.clone()
+    index[rows] = torch.where(row_mask.any(dim=1), found, -1)
+    return index
 
 
 def hardest_positive_and_negative(distances: Tensor, labels: Tensor,
