@@ -154,6 +154,8 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         queries, documents, local_rows = self.global_batch(embeddings)
         if with_backward and self._has_product_path():
             return self._chunked_products(queries, documents, local_rows, local_batch)
+        if with_backward and self._is_symmetric_product() and queries.shape[0] == local_batch:
+            return self._symmetric_products(queries, documents, local_batch)
         if with_backward:
             scored = [queries.detach().requires_grad_(), documents.detach().requires_grad_()]
         else:
@@ -175,41 +177,36 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         return max(self.mini_batch_size, SCORE_CHUNK_ENTRIES // max(1, documents.shape[0]))
 
     def _has_product_path(self) -> bool:
-        """Whether ``_chunked_products`` computes this setting: query-to-document alone, or with
-        document-to-query under per-direction partitions (the symmetric loss), no hardness.
-        Other similarity functions than the two products take it for query-to-document only."""
+        """Whether the default query-to-document setting (no hardness) is computed by
+        ``_chunked_products``; the symmetric loss has ``_symmetric_products``."""
         if self.hardness_mode is not None and self.hardness_strength != 0.0:
             return False
-        directions = set(self.directions)
-        if directions == {"query_to_doc"}:
-            return True
-        return (directions == {"query_to_doc", "doc_to_query"}
-                and self.partition_mode == "per_direction"
+        return tuple(self.directions) == ("query_to_doc",)
+
+    def _is_symmetric_product(self) -> bool:
+        """Query <-> document under per-direction partitions with a product similarity (the
+        symmetric loss, e.g. CachedMultipleNegativesSymmetricRankingLoss), no hardness."""
+        if self.hardness_mode is not None and self.hardness_strength != 0.0:
+            return False
+        return (set(self.directions) == {"query_to_doc", "doc_to_query"}
+                and len(self.directions) == 2 and self.partition_mode == "per_direction"
                 and self.similarity_fct in (cos_sim, dot_score))
 
     def _chunked_products(self, queries: Tensor, documents: Tensor, local_rows: Tensor,
                           local_batch: int) -> Tensor:
-        """The loss of the settings ``_has_product_path`` accepts, back-propagated chunk by
-        chunk; the detached value.
+        """The query-to-document loss back-propagated chunk by chunk; the detached value.
 
         The same numbers as ``row_losses`` chunk by chunk, with less work per chunk: cosine
         similarity normalises the embeddings once (not once per chunk), and each chunk's own
-        rows are leaves of their own, so a chunk's backward touches its rows and the full
-        candidate matrices, never a full-size zero gradient per chunk. The symmetric loss adds,
-        per row i, the positive d_i scored against every query (a second product, d_R · Qᵀ),
-        and averages the two row losses, as per-direction partitions do.
+        rows are leaves of their own, so a chunk's backward touches its rows and the candidate
+        matrix, never a full-size zero gradient per chunk.
         """
-        symmetric = "doc_to_query" in self.directions
         products = self.similarity_fct in (cos_sim, dot_score)  # q·dᵀ after normalising
         if self.similarity_fct is cos_sim:  # row-wise normalisation: computed once, not per chunk
             queries, documents = normalize(as_matrix(queries)), normalize(as_matrix(documents))
-        query_values, document_values = queries.detach(), documents.detach()
-        # Leaves of their own (the values stay gradient-free, so their row slices can be leaves).
+        query_values = queries.detach()
         document_leaf = documents.detach().requires_grad_()  # (G·C, dim): every row's candidates
-        query_leaf = queries.detach().requires_grad_() if symmetric else None  # (G, dim)
-        # The query rows' gradients: a buffer of their own, or the symmetric loss's query leaf
-        # (every query is a candidate there), each chunk's rows added in after its backward.
-        query_grad = None if symmetric else torch.zeros_like(query_values)  # (G, dim)
+        query_grad = torch.zeros_like(query_values)  # (G, dim), each chunk's rows filled in
         total = torch.zeros((), dtype=queries.dtype, device=queries.device)
         for rows in local_rows.split(self._rows_per_chunk(documents)):
             row_queries = query_values[rows].requires_grad_()  # (r, dim), a leaf
@@ -218,27 +215,62 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             else:
                 scores = self.similarity_fct(row_queries, document_leaf)  # (r, G·C)
                 losses = _InfoNCERows.apply(scores, self.scale, rows)
-            if symmetric:  # d_i against every query: the positive sits at column i again
-                row_positives = document_values[rows].requires_grad_()  # (r, dim), a leaf
-                losses = (losses + _InfoNCEProducts.apply(row_positives, query_leaf, self.scale,
-                                                          rows)) / 2
             chunk = losses.sum() / local_batch
             chunk.backward()  # frees this chunk's (r, G·C) scores right away
-            if symmetric:
-                query_leaf.grad[rows] += row_queries.grad
-                document_leaf.grad[rows] += row_positives.grad
-            else:
-                query_grad[rows] = row_queries.grad
+            query_grad[rows] = row_queries.grad
             total = total + chunk.detach()
-        if symmetric:
-            query_grad = query_leaf.grad
-        document_grad = document_leaf.grad
-        tensors = [(queries, query_grad), (documents, document_grad)]
-        pairs = [(tensor, grad) for tensor, grad in tensors
-                 if tensor.requires_grad and grad is not None]
-        if pairs:
-            torch.autograd.backward([tensor for tensor, _ in pairs], [grad for _, grad in pairs])
+        _send_back([(queries, query_grad), (documents, document_leaf.grad)])
         return total
+
+    def _symmetric_products(self, queries: Tensor, documents: Tensor, local_batch: int) -> Tensor:
+        """The symmetric loss in two passes over chunks of query rows; the detached value.
+
+        With logits L = s·Q·Dᵀ (B x N, N = B·C; column i < B holds the positive of row i):
+
+            loss = (1/B) Σ_i ½ (r_i - L[i, i]) + ½ (c_i - L[i, i]),
+            r_i = log Σ_j exp L[i, j]    (query i among all documents),
+            c_i = log Σ_k exp L[k, i]    (document i among all queries, i < B),
+            ∂loss/∂L[i, j] = (exp(L[i, j] - r_i) + [j < B] exp(L[i, j] - c_j) - 2 [i = j]) / 2B.
+
+        The column sums c need every row, so pass 1 scores each chunk for r and for its share
+        of c (one product per chunk) and pass 2 scores it again to send the gradient
+        ∂L·D to the queries and ∂Lᵀ·Q to the documents (three). Four products of a chunk, where
+        scoring both directions as separate row losses takes six; at most two (r, N) buffers.
+        Only for a single batch (no rows gathered from other processes): c needs every query.
+        """
+        if self.similarity_fct is cos_sim:
+            queries, documents = normalize(as_matrix(queries)), normalize(as_matrix(documents))
+        query_values, document_values = queries.detach(), documents.detach()  # (B, dim), (N, dim)
+        chunks = torch.arange(local_batch, device=queries.device).split(
+            self._rows_per_chunk(documents))
+
+        def logits_of(rows: Tensor) -> Tensor:  # (r, N)
+            return (query_values[rows] @ document_values.T).mul_(self.scale)
+
+        row_lse, column_lse, positive = [], [], []  # per chunk: (r,), (B,), (r,)
+        for rows in chunks:
+            logits = logits_of(rows)
+            row_lse.append(torch.logsumexp(logits, dim=1))
+            column_lse.append(torch.logsumexp(logits[:, :local_batch], dim=0))
+            positive.append(logits[torch.arange(len(rows), device=rows.device), rows])
+        row_lse_all = torch.cat(row_lse)  # (B,): r
+        column_lse_all = torch.logsumexp(torch.stack(column_lse), dim=0)  # (B,): c
+        total = (row_lse_all + column_lse_all - 2 * torch.cat(positive)).sum() / (2 * local_batch)
+
+        query_grad = torch.empty_like(query_values)  # (B, dim)
+        document_grad = torch.zeros_like(document_values)  # (N, dim)
+        weight = self.scale / (2 * local_batch)  # ∂L/∂(Q·Dᵀ) = s · ∂loss/∂L
+        for rows, lse in zip(chunks, row_lse, strict=True):
+            grad = logits_of(rows)  # (r, N), turned into ∂loss/∂(Q_R·Dᵀ) in place
+            head = grad[:, :local_batch].sub(column_lse_all).exp_()  # (r, B): exp(L - c)
+            grad.sub_(lse.unsqueeze(1)).exp_()
+            grad[:, :local_batch] += head
+            grad[torch.arange(len(rows), device=rows.device), rows] -= 2.0
+            grad.mul_(weight)
+            query_grad[rows] = grad @ document_values
+            document_grad.addmm_(grad.T, query_values[rows])
+        _send_back([(queries, query_grad), (documents, document_grad)])
+        return total.detach()
 
     def get_config_dict(self) -> dict[str, Any]:
         """Settings as in the reference, mini-batch settings included."""
@@ -267,3 +299,10 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     primaryClass={cs.LG}
 }
 """
+
+
+def _send_back(pairs: list[tuple[Tensor, Tensor | None]]) -> None:
+    """Back-propagate each computed gradient into its tensor's graph, in one backward call."""
+    pairs = [(tensor, grad) for tensor, grad in pairs if tensor.requires_grad and grad is not None]
+    if pairs:
+        torch.autograd.backward([tensor for tensor, _ in pairs], [grad for _, grad in pairs])
