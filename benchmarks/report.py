@@ -308,10 +308,15 @@ def target_gist(rows: list[Row]) -> Target:
 
 def target_cached(rows: list[Row], losses: tuple[str, ...], small: int = 256,
                   large: int = 4096) -> Target:
-    """Cached losses (with a real encoder): peak memory at 4096 within 2x of 256."""
+    """Cached losses (with a real encoder): peak memory at 4096 within 2x of 256.
+
+    A quick run measures a smaller large batch: its growth is shown, the status is then
+    "not measured" (the target is about 4096)."""
     checks, parts = [], []
     for loss in losses:
-        low, high = _find(rows, loss, small), _find(rows, loss, large)
+        low = _find(rows, loss, small)
+        larger = [row for row in rows if row.loss == loss and row.batch > small]
+        high = _find(rows, loss, large) or max(larger, key=lambda row: row.batch, default=None)
         if low is None or high is None:
             continue
         if not (ok(low.ours) and ok(high.ours)):
@@ -319,10 +324,13 @@ def target_cached(rows: list[Row], losses: tuple[str, ...], small: int = 256,
             parts.append(f"{loss}: {seconds_cell(low.ours)} / {seconds_cell(high.ours)}")
             continue
         growth = ratio(high.ours["peak_mb"], max(low.ours["peak_mb"], 1.0))
-        checks.append(growth <= 2)
+        if high.batch == large:
+            checks.append(growth <= 2)
         reference = (f"; reference {mb_cell(low.reference)} -> {mb_cell(high.reference)} MB"
                      if ok(low.reference) and ok(high.reference) else "")
-        parts.append(f"{loss}: {_mb(low.ours)} -> {_mb(high.ours)} ({growth:.2f}x){reference}")
+        at = "" if high.batch == large else f" at batch {high.batch}, not {large}"
+        parts.append(f"{loss}: {_mb(low.ours)} -> {_mb(high.ours)} ({growth:.2f}x{at})"
+                     f"{reference}")
     return Target(f"Cached losses: peak memory at batch {large} within 2x of batch {small} "
                   "(with tiny-bert, a real encoder)", _status(checks),
                   "; ".join(parts) + "." if parts else "")

@@ -161,7 +161,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         else:
             scored = [queries, documents]
         total = torch.zeros((), dtype=queries.dtype, device=queries.device)
-        for rows in local_rows.split(self._rows_per_chunk(documents)):
+        for rows in local_rows.split(self._rows_per_chunk(len(local_rows), documents)):
             chunk = self.row_losses(*scored, rows).sum() / local_batch  # its share of the mean
             if with_backward:
                 chunk.backward()  # frees this chunk's (rows, G·C) scores right away
@@ -171,10 +171,13 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             torch.autograd.backward([queries, documents], [leaf.grad for leaf in scored])
         return total
 
-    def _rows_per_chunk(self, documents: Tensor) -> int:
-        """Query rows scored at a time: ``mini_batch_size``, or more while a chunk's scores
-        stay under ``SCORE_CHUNK_ENTRIES`` (fewer, larger matrix products run faster)."""
-        return max(self.mini_batch_size, SCORE_CHUNK_ENTRIES // max(1, documents.shape[0]))
+    def _rows_per_chunk(self, rows: int, documents: Tensor) -> int:
+        """Query rows scored at a time, out of ``rows``: ``mini_batch_size``, or more (fewer,
+        larger matrix products run faster) while a chunk's scores stay under
+        ``SCORE_CHUNK_ENTRIES`` and a chunk is at most a quarter of the rows (a chunk as large
+        as the whole score matrix would cost more memory than small ones, for little speed)."""
+        largest = min(SCORE_CHUNK_ENTRIES // max(1, documents.shape[0]), -(-rows // 4))
+        return max(self.mini_batch_size, largest)
 
     def _has_product_path(self) -> bool:
         """Whether the default query-to-document setting (no hardness) is computed by
@@ -208,7 +211,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         document_leaf = documents.detach().requires_grad_()  # (G·C, dim): every row's candidates
         query_grad = torch.zeros_like(query_values)  # (G, dim), each chunk's rows filled in
         total = torch.zeros((), dtype=queries.dtype, device=queries.device)
-        for rows in local_rows.split(self._rows_per_chunk(documents)):
+        for rows in local_rows.split(self._rows_per_chunk(len(local_rows), documents)):
             row_queries = query_values[rows].requires_grad_()  # (r, dim), a leaf
             if products:
                 losses = _InfoNCEProducts.apply(row_queries, document_leaf, self.scale, rows)
@@ -242,7 +245,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             queries, documents = normalize(as_matrix(queries)), normalize(as_matrix(documents))
         query_values, document_values = queries.detach(), documents.detach()  # (B, dim), (N, dim)
         chunks = torch.arange(local_batch, device=queries.device).split(
-            self._rows_per_chunk(documents))
+            self._rows_per_chunk(local_batch, documents))
 
         def logits_of(rows: Tensor) -> Tensor:  # (r, N)
             return (query_values[rows] @ document_values.T).mul_(self.scale)

@@ -39,8 +39,11 @@ def test_quick_plan_reaches_the_batches_the_targets_need():
     assert 4096 in batches("GISTEmbedLoss") and 4096 in batches("CachedGISTEmbedLoss")
     for name in cases.FLOORS:
         assert 4096 in batches(name) and 4096 in batches(name, "floor"), name
-    for name in cases.CACHED_LOSSES:
-        assert batches(name, model="tiny-bert") == set(cases.CACHED_SCALING_BATCHES), name
+    for name in cases.CACHED_LOSSES:  # quick: a smaller large batch (the target reads 4096)
+        assert batches(name, model="tiny-bert") == set(cases.CACHED_SCALING_QUICK), name
+    full = cases.plan(list(cases.CACHED_LOSSES), quick=False)
+    assert {task["batch"] for task in full if task["model"] == "tiny-bert"} == set(
+        cases.CACHED_SCALING_BATCHES)
     for name in cases.TRANSFORMER_LOSSES:
         assert batches(name, model="tiny-bert") and not batches(name), name
 
@@ -95,6 +98,18 @@ def test_the_floor_of_mnrl_is_the_product_of_the_two_columns():
     positives = torch.randn(8, cases.DIM, generator=generator)
     assert step() == pytest.approx(float(anchors[0] @ positives[0]), rel=1e-5)
     assert cases.FLOORS["MatryoshkaLoss"].products[-1].width == 32
+
+
+def test_a_gradient_cache_floor_also_runs_the_model_over_its_mini_batches():
+    table = cases.table_model(2 * 70)
+    passes = cases.mini_batch_passes("CachedMultipleNegativesRankingLoss", 70,
+                                     torch.Generator().manual_seed(0), table)
+    passes()
+    # Every row of both columns (2 x 70 texts) got its gradient once, mini-batch by mini-batch.
+    touched = table.table_grad.abs().sum(dim=1) > 0
+    assert touched.all() and touched.numel() == 140
+    assert cases.FLOORS["CachedMultipleNegativesRankingLoss"].gradient_cache
+    assert not cases.FLOORS["MultipleNegativesRankingLoss"].gradient_cache
 
 
 def test_every_floor_runs_on_a_small_batch():

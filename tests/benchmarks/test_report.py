@@ -122,6 +122,9 @@ def test_gist_cached_floor_and_tiny_targets():
     cached[1] = result("C", 4096, "ours", 9, 250, model="tiny-bert")
     target = report.target_cached(report.rows_for(cached, "tiny-bert"), ("C",))
     assert target.status == "not met" and "2.50x" in target.detail
+    cached[1] = result("C", 1024, "ours", 3, 150, model="tiny-bert")  # a quick run's batch
+    target = report.target_cached(report.rows_for(cached, "tiny-bert"), ("C",))
+    assert target.status == "not measured" and "1.50x at batch 1024, not 4096" in target.detail
 
     floors = [result("M", 4096, "ours", 0.45, 10), result("M", 4096, "floor", 0.32, 10)]
     assert report.target_floor(report.rows_for(floors, "table"), ["M"]).status == "met"
