@@ -220,13 +220,20 @@ class GistBatch:
 
 
 def gist_block_loss(batch: GistBatch, rows: slice, temperature: float, margin_strategy: str,
-                    margin: float, contrast_anchors: bool, contrast_positives: bool) -> Tensor:
-    """Summed cross-entropy of the local anchor rows ``rows`` (not yet divided by the batch)."""
+                    margin: float, contrast_anchors: bool, contrast_positives: bool,
+                    queries: Tensor | None = None, row_positives: Tensor | None = None) -> Tensor:
+    """Summed cross-entropy of the local anchor rows ``rows`` (not yet divided by the batch).
+
+    ``queries`` / ``row_positives``: the block's anchor rows and its rows' positives, when the
+    caller passes them as leaves of their own (default: slices of the batch's tensors).
+    """
     count = rows.stop - rows.start
     index = torch.arange(count, device=batch.anchors.device)
     targets = batch.offset + rows.start + index  # (b,) column of each row's own positive
     global_rows = slice(batch.offset + rows.start, batch.offset + rows.stop)
-    queries, guide_queries = batch.anchors[rows], batch.guide_anchors[rows]  # (b, d)
+    if queries is None:
+        queries = batch.anchors[rows]  # (b, d)
+    guide_queries = batch.guide_anchors[rows]  # (b, d_guide)
 
     guide_positive = guide_queries @ batch.guide_documents[0].T  # (b, G)
     thresholds = guide_positive[index, targets].unsqueeze(1)  # (b, 1): t_i = g(a_i, p_i)
@@ -242,7 +249,9 @@ def gist_block_loss(batch: GistBatch, rows: slice, temperature: float, margin_st
         blocks.append(vetted(queries @ batch.anchors.T, guide_queries @ batch.guide_anchors.T))
     if contrast_positives:  # (b, G): row i's positive against every positive
         positives, guide_positives = batch.documents[0], batch.guide_documents[0]
-        blocks.append(vetted(positives[global_rows] @ positives.T,
+        if row_positives is None:
+            row_positives = positives[global_rows]  # (b, d)
+        blocks.append(vetted(row_positives @ positives.T,
                              guide_positives[global_rows] @ guide_positives.T))
     for negatives, guide_negatives in zip(batch.documents[1:], batch.guide_documents[1:],
                                           strict=True):  # (b, G) per negative column
@@ -264,22 +273,39 @@ def gist_loss(batch: GistBatch, temperature: float, margin_strategy: str, margin
     settings = (temperature, margin_strategy, margin, contrast_anchors, contrast_positives)
     rows_total = batch.anchors.shape[0]
     step = block_size or rows_total
-    work = batch.detached_copy() if with_backward else batch
+    if not with_backward:
+        total = [gist_block_loss(batch, slice(begin, min(begin + step, rows_total)), *settings)
+                 / rows_total for begin in range(0, rows_total, step)]
+        return sum(total[1:], total[0])
+    # Each block's own rows (its anchors, and its positives when they are contrasted) are leaves
+    # of their own, added into these buffers after its backward: a slice of a full-size leaf
+    # would make every block's backward build and add a full-size, mostly zero gradient.
+    work = batch.detached_copy()
+    anchors, positives = work.anchors.detach(), work.documents[0].detach()
+    row_grads = [torch.zeros_like(anchors), torch.zeros_like(positives)]
     total = []
     for begin in range(0, rows_total, step):
-        block = gist_block_loss(work, slice(begin, min(begin + step, rows_total)),
-                                *settings) / rows_total
-        if with_backward:
-            block.backward()
-            block = block.detach()
-        total.append(block)
-    if with_backward:
-        pairs = [(tensor, leaf.grad) for tensor, leaf in
-                 zip(batch.differentiable(), work.differentiable(), strict=True)
-                 if leaf.grad is not None and tensor.requires_grad]
-        if pairs:
-            torch.autograd.backward([tensor for tensor, _ in pairs],
-                                    [gradient for _, gradient in pairs])
+        rows = slice(begin, min(begin + step, rows_total))
+        global_rows = slice(batch.offset + rows.start, batch.offset + rows.stop)
+        queries = anchors[rows].requires_grad_()  # (b, d), a leaf
+        row_positives = positives[global_rows].requires_grad_() if contrast_positives else None
+        block = gist_block_loss(work, rows, *settings, queries=queries,
+                                row_positives=row_positives) / rows_total
+        block.backward()
+        row_grads[0][rows] += queries.grad
+        if row_positives is not None:
+            row_grads[1][global_rows] += row_positives.grad
+        total.append(block.detach())
+    leaves = work.differentiable()
+    gradients = [row_grads[0] if leaves[0].grad is None else leaves[0].grad + row_grads[0],
+                 row_grads[1] if leaves[1].grad is None else leaves[1].grad + row_grads[1],
+                 *(leaf.grad for leaf in leaves[2:])]
+    pairs = [(tensor, gradient) for tensor, gradient in
+             zip(batch.differentiable(), gradients, strict=True)
+             if gradient is not None and tensor.requires_grad]
+    if pairs:
+        torch.autograd.backward([tensor for tensor, _ in pairs],
+                                [gradient for _, gradient in pairs])
     return sum(total[1:], total[0])
 
 
