@@ -6,7 +6,7 @@ plus the matrix-product floor, the training speed of the ``tiny`` model, and the
 evaluated from the numbers::
 
     make bench                                       # full: benchmarks/RESULTS.md
-    make bench QUICK=1                               # ~15 min: benchmarks/RESULTS-quick.md
+    make bench QUICK=1                               # ~6 min: benchmarks/RESULTS-quick.md
     python benchmarks/bench_losses.py --loss BatchAllTripletLoss --batch 1024 --out /tmp/r.md
 
 The raw results are written next to the page as JSON (``results.json``, ``results-quick.json``).
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="fewer batch sizes and repeats (about 15 minutes on 2 cores)")
+                        help="fewer batch sizes and repeats (about 6 minutes on 2 cores)")
     parser.add_argument("--loss", action="append", help="only this loss (repeatable)")
     parser.add_argument("--batch", type=int, action="append", help="only this batch size")
     parser.add_argument("--repeats", type=int, help="timed calls per configuration "
@@ -117,28 +117,36 @@ def looks_worse(ours: dict, reference: dict) -> bool:
 def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
                            rounds: int = 2) -> int:
     """Measure again, ``rounds`` more times, every configuration where ours looked slower or
-    heavier than the reference (``looks_worse``): both sides, in fresh processes, each keeping
-    its fastest median and its lowest peak. One stall of a shared machine, or one unlucky
-    allocator layout, then does not decide a ratio, and both sides get the same number of
-    tries. Returns how many configurations were re-measured.
+    heavier than the reference (``looks_worse``), or farther than ``report.FLOOR_LIMIT`` from
+    its floor: both sides (ours and the reference, or ours and the floor), in fresh processes,
+    each keeping its fastest median and its lowest peak. One stall of a shared machine, or one
+    unlucky allocator layout, then does not decide a ratio, and both sides get the same number
+    of tries. Returns how many configurations were re-measured.
     """
     by_key = {(r["loss"], r["batch"], r["model"], r["impl"]): r for r in results}
-    suspects = []
+    suspects = []  # (loss, batch, model, the other side)
     for (loss, batch, model, impl), ours in by_key.items():
-        reference = by_key.get((loss, batch, model, "reference"))
-        if impl != "ours" or reference is None or "error" in ours or "error" in reference:
+        if impl != "ours" or "error" in ours:
             continue
-        if looks_worse(ours, reference):
-            suspects.append((loss, batch, model))
+        for other in ("reference", "floor"):
+            theirs = by_key.get((loss, batch, model, other))
+            if theirs is None or "error" in theirs:
+                continue
+            if looks_worse(ours, theirs) if other == "reference" else (
+                    ours["seconds"] > report.FLOOR_LIMIT * theirs["seconds"]):
+                suspects.append((loss, batch, model, other))
     if not suspects:
         return 0
-    print(f"Measuring again the {len(suspects)} configuration(s) where ours looked slower or "
-          "heavier...", flush=True)
+    print(f"Measuring again the {len(suspects)} comparison(s) where ours looked slower or "
+          "heavier than the reference, or far from the floor...", flush=True)
     for _ in range(rounds):
-        tasks = [{key: value for key, value in by_key[(*suspect, impl)].items()
+        keys = list(dict.fromkeys((loss, batch, model, impl)
+                                  for loss, batch, model, other in suspects
+                                  for impl in ("ours", other)))
+        tasks = [{key: value for key, value in by_key[task_key].items()
                   if key in ("loss", "batch", "model", "impl", "repeats", "budget_s",
                              "min_time_s", "threads")}
-                 for suspect in suspects for impl in ("ours", "reference")]
+                 for task_key in keys]
         for again in run_tasks(tasks, timeout, cap_bytes, log_path):
             first = by_key[(again["loss"], again["batch"], again["model"], again["impl"])]
             first["tries"] = first.get("tries", 1) + 1
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     tasks = cases.plan(names, args.quick, args.batch)
-    budget, min_time = (10.0, 0.5) if args.quick else (60.0, 1.0)
+    budget, min_time = (10.0, 0.3) if args.quick else (60.0, 1.0)
     for task in tasks:
         task.update(repeats=repeats, budget_s=budget, min_time_s=min_time, threads=args.threads)
     if any(task["model"] == "tiny-bert" for task in tasks):

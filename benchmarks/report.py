@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TIME_TOLERANCE = 1.10  # "no loss slower than the reference by more than 10%"
+FLOOR_LIMIT = 1.5  # "matrix-product losses within 1.5x of their floor"
 MEMORY_NOISE_MB = 5.0  # resident-size readings move by a few MB (code pages, allocator)
 MEMORY_NOISE_FRACTION = 0.05
 QUADRATIC_EXPONENT = 2.2  # memory ~ batch^e; above this (with room for noise) it is not quadratic
@@ -337,7 +338,7 @@ def target_cached(rows: list[Row], losses: tuple[str, ...], small: int = 256,
 
 
 def target_floor(rows: list[Row], losses: list[str], batch: int = 4096,
-                 limit: float = 1.5) -> Target:
+                 limit: float = FLOOR_LIMIT) -> Target:
     """Matrix-product losses within 1.5x of their floor at batch 4096."""
     checks, parts = [], []
     for loss in losses:

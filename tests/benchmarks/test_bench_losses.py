@@ -67,3 +67,24 @@ def test_heavier_alone_is_a_suspect_too():
     assert not bench_losses.looks_worse(ours, {"seconds": 1.0, "peak_mb": 92.0})  # 100 <= 101.6
     assert bench_losses.looks_worse({"seconds": 1.2, "peak_mb": 1.0},
                                     {"seconds": 1.0, "peak_mb": 1.0})
+
+
+def test_a_loss_far_from_its_floor_is_measured_again_with_the_floor(monkeypatch):
+    def result(impl, seconds):
+        return {"loss": "M", "batch": 8, "model": "table", "impl": impl, "seconds": seconds,
+                "peak_mb": 1.0, "repeats": 3}
+
+    # Not slower than the reference, but 2x its floor: ours and the floor are redone, once.
+    results = [result("ours", 2.0), result("reference", 4.0), result("floor", 1.0)]
+    asked = []
+
+    def fake_run_tasks(tasks, timeout, cap_bytes, log_path):
+        asked.extend(task["impl"] for task in tasks)
+        return [{**task, "seconds": 1.4 if task["impl"] == "ours" else 1.1, "peak_mb": 1.0}
+                for task in tasks]
+
+    monkeypatch.setattr(bench_losses, "run_tasks", fake_run_tasks)
+    assert bench_losses.measure_suspects_again(results, 10.0, 1 << 30, None, rounds=1) == 1
+    assert asked == ["ours", "floor"]
+    assert results[0]["seconds"] == 1.4 and results[2]["seconds"] == 1.0  # each its fastest
+    assert "tries" not in results[1]
