@@ -246,15 +246,26 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         query_values, document_values = queries.detach(), documents.detach()  # (B, dim), (N, dim)
         chunks = torch.arange(local_batch, device=queries.device).split(
             self._rows_per_chunk(local_batch, documents))
+        # Two (r, N) buffers serve every chunk of both passes: the logits (then the gradient)
+        # and the exponentials; nothing logit-sized is allocated per chunk.
+        buffers = query_values.new_empty((2, len(chunks[0]), document_values.shape[0]))
 
-        def logits_of(rows: Tensor) -> Tensor:  # (r, N)
-            return (query_values[rows] @ document_values.T).mul_(self.scale)
+        def logits_of(rows: Tensor) -> Tensor:  # (r, N), in the first buffer
+            logits = buffers[0, :len(rows)]
+            return torch.mm(query_values[rows], document_values.T, out=logits).mul_(self.scale)
+
+        def log_sum_exp(logits: Tensor, dim: int, spare: Tensor) -> Tensor:
+            top = logits.amax(dim=dim, keepdim=True)  # (r, 1) or (1, B); 0 where infinite
+            top.masked_fill_(top.isinf(), 0.0)
+            summed = torch.sub(logits, top, out=spare).exp_().sum(dim=dim, keepdim=True)
+            return summed.log_().add_(top).squeeze(dim)
 
         row_lse, column_lse, positive = [], [], []  # per chunk: (r,), (B,), (r,)
         for rows in chunks:
             logits = logits_of(rows)
-            row_lse.append(torch.logsumexp(logits, dim=1))
-            column_lse.append(torch.logsumexp(logits[:, :local_batch], dim=0))
+            spare = buffers[1, :len(rows)]
+            row_lse.append(log_sum_exp(logits, 1, spare))
+            column_lse.append(log_sum_exp(logits[:, :local_batch], 0, spare[:, :local_batch]))
             positive.append(logits[torch.arange(len(rows), device=rows.device), rows])
         row_lse_all = torch.cat(row_lse)  # (B,): r
         column_lse_all = torch.logsumexp(torch.stack(column_lse), dim=0)  # (B,): c
@@ -265,7 +276,8 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         weight = self.scale / (2 * local_batch)  # ∂L/∂(Q·Dᵀ) = s · ∂loss/∂L
         for rows, lse in zip(chunks, row_lse, strict=True):
             grad = logits_of(rows)  # (r, N), turned into ∂loss/∂(Q_R·Dᵀ) in place
-            head = grad[:, :local_batch].sub(column_lse_all).exp_()  # (r, B): exp(L - c)
+            head = buffers[1, :len(rows), :local_batch]
+            torch.sub(grad[:, :local_batch], column_lse_all, out=head).exp_()  # exp(L - c)
             grad.sub_(lse.unsqueeze(1)).exp_()
             grad[:, :local_batch] += head
             grad[torch.arange(len(rows), device=rows.device), rows] -= 2.0

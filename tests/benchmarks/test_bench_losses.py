@@ -70,12 +70,16 @@ def test_heavier_alone_is_a_suspect_too():
 
 
 def test_a_loss_far_from_its_floor_is_measured_again_with_the_floor(monkeypatch):
-    def result(impl, seconds):
-        return {"loss": "M", "batch": 8, "model": "table", "impl": impl, "seconds": seconds,
-                "peak_mb": 1.0, "repeats": 3}
+    def result(impl, seconds, batch=4096, loss="MultipleNegativesRankingLoss"):
+        return {"loss": loss, "batch": batch, "model": "table", "impl": impl,
+                "seconds": seconds, "peak_mb": 1.0, "repeats": 3}
 
     # Not slower than the reference, but 2x its floor: ours and the floor are redone, once.
-    results = [result("ours", 2.0), result("reference", 4.0), result("floor", 1.0)]
+    # Not at other batch sizes, nor for a floor that is no target (shown only).
+    results = [result("ours", 2.0), result("reference", 4.0), result("floor", 1.0),
+               result("ours", 2.0, batch=1024), result("floor", 1.0, batch=1024),
+               result("ours", 2.0, loss="MatryoshkaLoss"),
+               result("floor", 1.0, loss="MatryoshkaLoss")]
     asked = []
 
     def fake_run_tasks(tasks, timeout, cap_bytes, log_path):
@@ -87,4 +91,4 @@ def test_a_loss_far_from_its_floor_is_measured_again_with_the_floor(monkeypatch)
     assert bench_losses.measure_suspects_again(results, 10.0, 1 << 30, None, rounds=1) == 1
     assert asked == ["ours", "floor"]
     assert results[0]["seconds"] == 1.4 and results[2]["seconds"] == 1.0  # each its fastest
-    assert "tries" not in results[1]
+    assert all("tries" not in result for result in results[3:]) and "tries" not in results[1]
