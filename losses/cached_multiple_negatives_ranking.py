@@ -59,7 +59,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from losses.gradient_cache import gradient_cached_loss, is_static_embedding_model
+from losses.gradient_cache import (
+    gradient_cached_loss,
+    is_static_embedding_model,
+    send_gradients_back,
+)
 from losses.multiple_negatives_ranking import (
     Direction,
     MultipleNegativesRankingLoss,
@@ -182,16 +186,13 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     def _has_product_path(self) -> bool:
         """Whether the default query-to-document setting (no hardness) is computed by
         ``_chunked_products``; the symmetric loss has ``_symmetric_products``."""
-        if self.hardness_mode is not None and self.hardness_strength != 0.0:
-            return False
-        return tuple(self.directions) == ("query_to_doc",)
+        return not self._weighs_hardness and tuple(self.directions) == ("query_to_doc",)
 
     def _is_symmetric_product(self) -> bool:
         """Query <-> document under per-direction partitions with a product similarity (the
         symmetric loss, e.g. CachedMultipleNegativesSymmetricRankingLoss), no hardness."""
-        if self.hardness_mode is not None and self.hardness_strength != 0.0:
-            return False
-        return (set(self.directions) == {"query_to_doc", "doc_to_query"}
+        return (not self._weighs_hardness
+                and set(self.directions) == {"query_to_doc", "doc_to_query"}
                 and len(self.directions) == 2 and self.partition_mode == "per_direction"
                 and self.similarity_fct in (cos_sim, dot_score))
 
@@ -222,7 +223,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             chunk.backward()  # frees this chunk's (r, G·C) scores right away
             query_grad[rows] = row_queries.grad
             total = total + chunk.detach()
-        _send_back([(queries, query_grad), (documents, document_leaf.grad)])
+        send_gradients_back([(queries, query_grad), (documents, document_leaf.grad)])
         return total
 
     def _symmetric_products(self, queries: Tensor, documents: Tensor, local_batch: int) -> Tensor:
@@ -284,7 +285,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             grad.mul_(weight)
             query_grad[rows] = grad @ document_values
             document_grad.addmm_(grad.T, query_values[rows])
-        _send_back([(queries, query_grad), (documents, document_grad)])
+        send_gradients_back([(queries, query_grad), (documents, document_grad)])
         return total.detach()
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -314,10 +315,3 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     primaryClass={cs.LG}
 }
 """
-
-
-def _send_back(pairs: list[tuple[Tensor, Tensor | None]]) -> None:
-    """Back-propagate each computed gradient into its tensor's graph, in one backward call."""
-    pairs = [(tensor, grad) for tensor, grad in pairs if tensor.requires_grad and grad is not None]
-    if pairs:
-        torch.autograd.backward([tensor for tensor, _ in pairs], [grad for _, grad in pairs])

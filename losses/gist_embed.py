@@ -65,7 +65,11 @@ from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss, embed_columns
 from losses.distributed import gather_across_ranks
-from losses.gradient_cache import is_static_embedding_model, slice_features
+from losses.gradient_cache import (
+    is_static_embedding_model,
+    send_gradients_back,
+    slice_features,
+)
 from losses.similarity import normalize
 from losses.validation import LossInputError, describe
 
@@ -300,12 +304,7 @@ def gist_loss(batch: GistBatch, temperature: float, margin_strategy: str, margin
     gradients = [row_grads[0] if leaves[0].grad is None else leaves[0].grad + row_grads[0],
                  row_grads[1] if leaves[1].grad is None else leaves[1].grad + row_grads[1],
                  *(leaf.grad for leaf in leaves[2:])]
-    pairs = [(tensor, gradient) for tensor, gradient in
-             zip(batch.differentiable(), gradients, strict=True)
-             if gradient is not None and tensor.requires_grad]
-    if pairs:
-        torch.autograd.backward([tensor for tensor, _ in pairs],
-                                [gradient for _, gradient in pairs])
+    send_gradients_back(list(zip(batch.differentiable(), gradients, strict=True)))
     return sum(total[1:], total[0])
 
 

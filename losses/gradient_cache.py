@@ -215,6 +215,14 @@ def _replay_backward(incoming: Tensor, model: nn.Module, features: list[Features
                     torch.autograd.backward(embedding, upstream)
 
 
+def send_gradients_back(pairs: Sequence[tuple[Tensor, Tensor | None]]) -> None:
+    """Back-propagate each computed gradient into its tensor's graph, in one backward call
+    (pairs whose tensor needs no gradient, or whose gradient is None, are left out)."""
+    pairs = [(tensor, grad) for tensor, grad in pairs if tensor.requires_grad and grad is not None]
+    if pairs:
+        torch.autograd.backward([tensor for tensor, _ in pairs], [grad for _, grad in pairs])
+
+
 def gradient_cached_loss(model: nn.Module, features: Sequence[Features], labels: Tensor | None,
                          loss_fn: LossOnMiniBatches, mini_batch_size: int,
                          mini_batch_num_tokens: int | None = None,

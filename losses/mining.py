@@ -473,12 +473,17 @@ def _true_extreme(index: Tensor, mask: Tensor, distances: Tensor, largest: bool)
     if not bool(missed.any()):
         return index
     rows = missed.nonzero().squeeze(1)  # (m,)
-    row_mask = mask[rows]  # (m, B)
-    candidates = torch.where(row_mask, distances[rows], -math.inf if largest else math.inf)
-    found = candidates.argmax(dim=1) if largest else candidates.argmin(dim=1)
     index = index.clone()
-    index[rows] = torch.where(row_mask.any(dim=1), found, -1)
+    index[rows] = _masked_extreme(distances[rows], mask[rows], largest)
     return index
+
+
+def _masked_extreme(distances: Tensor, mask: Tensor, largest: bool) -> Tensor:
+    """(n,) column of each row's largest (or smallest) distance among ``mask``'s, -1: none.
+    ``distances``, ``mask``: (n, B)."""
+    candidates = torch.where(mask, distances, -math.inf if largest else math.inf)
+    found = candidates.argmax(dim=1) if largest else candidates.argmin(dim=1)
+    return torch.where(mask.any(dim=1), found, -1)
 
 
 def hardest_positive_and_negative(distances: Tensor, labels: Tensor,
@@ -493,10 +498,8 @@ def hardest_positive_and_negative(distances: Tensor, labels: Tensor,
         positives = anchor_positive_mask(labels)
     if negatives is None:
         negatives = anchor_negative_mask(labels)
-    positive = torch.where(positives, distances, -math.inf).argmax(dim=1)
-    negative = torch.where(negatives, distances, math.inf).argmin(dim=1)
-    return (torch.where(positives.any(dim=1), positive, -1),
-            torch.where(negatives.any(dim=1), negative, -1))
+    return (_masked_extreme(distances, positives, largest=True),
+            _masked_extreme(distances, negatives, largest=False))
 
 
 # --------------------------------------------------------------------------------------- semi-hard

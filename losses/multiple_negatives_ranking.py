@@ -321,6 +321,11 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         queries, documents, local_rows = self.global_batch(embeddings)
         return self.row_losses(queries, documents, local_rows).mean()
 
+    @property
+    def _weighs_hardness(self) -> bool:
+        """Whether a hardness weighting is on (a mode, with a non-zero strength)."""
+        return self.hardness_mode is not None and self.hardness_strength != 0.0
+
     def global_batch(self, embeddings: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """(queries (G, dim), documents (G·C, dim) column by column, local rows (b,)).
 
@@ -352,7 +357,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         # The positive of global row r is documents[r] (first document column).
         row_queries, row_positives = queries[rows], documents[rows]  # (b, dim)
         needs_own = "doc_to_doc" in self.directions or (
-            self.hardness_mode is not None and self.hardness_strength != 0.0)
+            self._weighs_hardness)
         own = own_documents(rows, global_batch, columns) if needs_own else None  # (b, G·C)
 
         directions = set(self.directions)
