@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss, fullname
+from losses.similarity import paired_cosine
 from losses.validation import check_finite, label_vector
 
 
@@ -56,7 +56,7 @@ class CosineSimilarityLoss(EmbeddingLoss):
             self.warn_once("range", f"scores outside [-1, 1] (max {scores.max().item():g}) are "
                                     "out of a cosine's reach; rescale them, e.g. STS 0-5 to 0-1")
         first, second = embeddings
-        predicted = self.cos_score_transformation(torch.cosine_similarity(first, second))  # (B,)
+        predicted = self.cos_score_transformation(paired_cosine(first, second))  # (B,)
         # Scores in the embeddings' dtype: a float64 model gets float64 targets, not float32 ones.
         return self.loss_fct(predicted, scores.to(predicted.dtype))
 

@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_model
 from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss
+from losses.similarity import paired_cosine
 from losses.validation import LossInputError, check_finite, describe
 
 DISTANCE_METRICS = ("mse", "l2", "cosine")
@@ -197,7 +198,7 @@ class EmbedDistillLoss(EmbeddingLoss):
         if self.distance_metric == "l2":
             # vector_norm's gradient at a zero difference is defined as 0 (no NaN).
             return torch.linalg.vector_norm(student - teacher, dim=-1).mean()
-        return (1.0 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+        return (1.0 - paired_cosine(student, teacher)).mean()
 
     def compute_loss_from_embeddings(
         self, embeddings: list[Tensor], labels: Tensor | Sequence[Tensor] | None

@@ -69,8 +69,75 @@ def manhattan_sim(a: Tensor, b: Tensor) -> Tensor:
 
 
 # -------------------------------------------------------------------------- pairwise similarities
+class _PairedCosine(torch.autograd.Function):
+    """cos_i = (a_i / max(|a_i|, eps)) · (b_i / max(|b_i|, eps)) for (n, dim) rows, as
+    ``F.cosine_similarity`` computes it, forward and backward, operation for operation: values
+    and gradients are bit for bit those of its autograd graph, in fewer passes over memory.
+
+    Why: that graph allocates about eight (n, dim) tensors per input in its backward (the product
+    rule, the quotient rule's two terms, a negation, the norm's gradient, their sum). Written out
+    for â = a / s (s the norm clamped at eps outside autograd, r the true norm):
+
+        ∂/∂â = g b̂,   ∂/∂a = g b̂ / s  +  (-Σ_d g b̂ · â / s) · a / r
+
+    here in three buffers per input, in place: (4096, 384) forward + backward in ~10 ms instead
+    of ~24 ms on a 2-core CPU. (-x)·y = -(x·y), and a sum of negated numbers is the negated sum,
+    exactly, so the rounding is the graph's. A zero row gets a zero radial term, not 0/0 = NaN.
+    Bit for bit holds when each input enters one cosine: an input shared by several calls gets
+    its terms summed in another order than the graph's (see ``pairwise_cos_sim``). Once
+    differentiable: a second derivative would need the saved norms as functions of a and b.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, eps: float) -> Tensor:
+        a_norm = torch.linalg.vector_norm(a, dim=-1, keepdim=True)  # (n, 1)
+        b_norm = torch.linalg.vector_norm(b, dim=-1, keepdim=True)
+        a_scale, b_scale = a_norm.clamp_min(eps), b_norm.clamp_min(eps)  # (n, 1) each
+        a_unit, b_unit = a / a_scale, b / b_scale  # (n, dim) each
+        ctx.save_for_backward(a, b, a_norm, b_norm, a_scale, b_scale, a_unit, b_unit)
+        return (a_unit * b_unit).sum(dim=-1)  # (n,)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        a, b, a_norm, b_norm, a_scale, b_scale, a_unit, b_unit = ctx.saved_tensors
+        upstream = gradient.unsqueeze(-1)  # (n, 1), broadcast over dim as the sum's backward
+
+        def side(x: Tensor, unit: Tensor, norm: Tensor, scale: Tensor, other_unit: Tensor
+                 ) -> Tensor:
+            grad_unit = upstream * other_unit  # (n, dim): ∂/∂x̂
+            radial = (unit / scale).mul_(grad_unit)  # (n, dim): g b̂ · x̂ / s
+            through_norm = radial.sum(dim=-1, keepdim=True).neg_()  # (n, 1): ∂/∂s
+            # The norm's gradient, ∂/∂s · x / r; a zero row divides by 1 (0, not 0/0 = NaN).
+            torch.div(x, norm.masked_fill(norm == 0, 1.0), out=radial).mul_(through_norm)
+            return grad_unit.div_(scale).add_(radial)
+
+        return (side(a, a_unit, a_norm, a_scale, b_unit) if ctx.needs_input_grad[0] else None,
+                side(b, b_unit, b_norm, b_scale, a_unit) if ctx.needs_input_grad[1] else None,
+                None)
+
+
+def paired_cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Cosine similarity of a[i] with b[i], each norm clamped at ``eps``: (n, dim) x 2 -> (n,).
+
+    ``F.cosine_similarity(a, b, dim=-1, eps=eps)``'s values and gradients, bit for bit, with a
+    leaner backward (``_PairedCosine``). Other inputs (broadcasting, 1-D rows, mixed dtypes, and
+    autocast, which has its own precision rules for the library's function) go to
+    ``F.cosine_similarity`` itself.
+    """
+    if (a.dim() != 2 or a.shape != b.shape or a.dtype != b.dtype
+            or torch.is_autocast_enabled(a.device.type)):
+        return F.cosine_similarity(a, b, dim=-1, eps=eps)
+    return _PairedCosine.apply(a, b, eps)
+
+
 def pairwise_cos_sim(a: Tensor, b: Tensor) -> Tensor:
-    """Cosine similarity of a[i] with b[i]: (n, dim), (n, dim) -> (n,)."""
+    """Cosine similarity of a[i] with b[i]: (n, dim), (n, dim) -> (n,).
+
+    On autograd's graph, not ``_PairedCosine``: MarginMSE, DistillKLDiv and TripletLoss pass
+    the same column to it several times, and the graph's order of summing the gradient's terms
+    across those calls is what keeps their training runs bit for bit the reference's.
+    """
     a, b = _as_float(a), _as_float(b)
     return (normalize(a) * normalize(b)).sum(dim=-1)
 
@@ -169,7 +236,7 @@ class SiameseDistanceMetric:
     MANHATTAN: Callable[[Tensor, Tensor], Tensor] = staticmethod(
         lambda x, y: F.pairwise_distance(x, y, p=1))
     COSINE_DISTANCE: Callable[[Tensor, Tensor], Tensor] = staticmethod(
-        lambda x, y: 1 - F.cosine_similarity(x, y))
+        lambda x, y: 1 - paired_cosine(x, y))
 
 
 class TripletDistanceMetric:

@@ -1,0 +1,81 @@
+"""The hand-written cosine of matching rows against the autograd graph it replaces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from losses.similarity import SiameseDistanceMetric, paired_cosine
+
+# Row scales around F.cosine_similarity's clamp of the norm at 1e-8: exact zeros, below it, and
+# ordinary rows.
+SCALES = [0.0, 1e-14, 1e-10, 1e-6, 1.0, 300.0]
+
+
+def _value_and_gradients(function, a, b, upstream):
+    a, b = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    value = function(a, b)
+    value.backward(upstream)
+    return value.detach(), a.grad, b.grad
+
+
+def _rows(scale: float, dtype: torch.dtype, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randn(6, 16, generator=generator, dtype=dtype)
+    a[::2] *= scale  # every other row at the scale under test, the rest ordinary
+    b = torch.randn(6, 16, generator=generator, dtype=dtype)
+    b[1] = 0.0  # one zero row on the other side too
+    upstream = torch.randn(6, generator=generator, dtype=dtype)
+    return a, b, upstream
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", SCALES)
+def test_bit_for_bit_the_library_graph_at_every_scale(scale, dtype):
+    a, b, upstream = _rows(scale, dtype)
+    library = _value_and_gradients(lambda x, y: F.cosine_similarity(x, y, dim=-1), a, b, upstream)
+    for mine, theirs in zip(_value_and_gradients(paired_cosine, a, b, upstream), library,
+                            strict=True):
+        assert torch.isfinite(mine).all()
+        assert torch.equal(mine, theirs)
+
+
+def test_one_sided_gradient():
+    a, b, upstream = _rows(1.0, torch.float32, seed=3)
+    _, grad_a, _ = _value_and_gradients(lambda x, y: F.cosine_similarity(x, y), a, b, upstream)
+    frozen = b.clone()  # no gradient wanted on this side
+    moving = a.clone().requires_grad_(True)
+    paired_cosine(moving, frozen).backward(upstream)
+    assert frozen.grad is None
+    assert torch.equal(moving.grad, grad_a)
+
+
+def test_gradcheck_and_distance_member():
+    generator = torch.Generator().manual_seed(1)
+    a = torch.randn(5, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(paired_cosine, (a, b))
+    torch.testing.assert_close(SiameseDistanceMetric.COSINE_DISTANCE(a, b),
+                               1 - F.cosine_similarity(a, b))
+
+
+def test_other_shapes_fall_back_to_the_library():
+    generator = torch.Generator().manual_seed(2)
+    single = torch.randn(1, 8, generator=generator)
+    many = torch.randn(4, 8, generator=generator)
+    torch.testing.assert_close(paired_cosine(single, many), F.cosine_similarity(single, many))
+    torch.testing.assert_close(paired_cosine(many[0], many[1]),
+                               F.cosine_similarity(many[0], many[1], dim=0))
+    moving = many.clone().requires_grad_(True)
+    assert type(paired_cosine(moving, many).grad_fn).__name__ == "_PairedCosineBackward"
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the library's own precision rules
+        assert type(paired_cosine(moving, many).grad_fn).__name__ != "_PairedCosineBackward"
+
+
+def test_second_derivative_is_refused_not_wrong():
+    a = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    (gradient,) = torch.autograd.grad(paired_cosine(a, b).sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gradient.sum().backward()
