@@ -88,7 +88,8 @@ def run_tasks(tasks: list[dict], timeout: float, cap_bytes: int, log_path: Path)
     with open(log_path, "a") as log:
         try:
             for number, task in enumerate(tasks, 1):
-                kind = "reference" if task["impl"] == "reference" else "ours"
+                sides = task.get("sides", [task["impl"]])
+                kind = "reference" if "reference" in sides else "ours"
                 started = time.perf_counter()
                 if "skip" in task:
                     measured = {"error": task["skip"]}
@@ -98,14 +99,22 @@ def run_tasks(tasks: list[dict], timeout: float, cap_bytes: int, log_path: Path)
                     measured = servers[kind].measure(task, timeout, cap_bytes)
                 measured["wall_s"] = round(time.perf_counter() - started, 2)
                 results.append({**task, **measured})
-                shown = (measured["error"] if "error" in measured else
-                         f"{measured['seconds']:.4g} s  {measured['peak_mb']:.0f} MB")
                 print(f"[{number}/{len(tasks)}] {task['loss']} {task['model']} "
-                      f"batch {task['batch']} {task['impl']}: {shown}", flush=True)
+                      f"batch {task['batch']} {task['impl']}: {_shown(measured)}", flush=True)
         finally:
             for server in servers.values():
                 server.close()
     return results
+
+
+def _shown(measured: dict) -> str:
+    """One measurement for the progress lines."""
+    if "error" in measured:
+        return measured["error"]
+    if "alternating" in measured:
+        return ", ".join(f"{side} {timing['seconds']:.4g} s ({timing['runs']} calls)"
+                         for side, timing in measured["alternating"].items())
+    return f"{measured['seconds']:.4g} s  {measured['peak_mb']:.0f} MB"
 
 
 def looks_worse(ours: dict, reference: dict) -> bool:
@@ -114,18 +123,27 @@ def looks_worse(ours: dict, reference: dict) -> bool:
     return any(report.slower_and_heavier(ours, reference))
 
 
+ALTERNATE_BELOW_S = 1.0  # time suspects faster than this (both sides) are timed alternating
+_TASK_FIELDS = ("loss", "batch", "model", "impl", "repeats", "budget_s", "min_time_s", "threads")
+
+
 def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, log_path: Path,
-                           rounds: int = 2) -> int:
-    """Measure again, ``rounds`` more times, every configuration where ours looked slower or
-    heavier than the reference (``looks_worse``), or farther than ``report.FLOOR_LIMIT`` from
-    its floor where that is a target (batch 4096): both sides (ours and the reference, or ours
-    and the floor), in fresh processes, each keeping its fastest median and its lowest peak.
-    One stall of a shared machine, or one unlucky allocator layout, then does not decide a
-    ratio, and both sides get the same number of tries. Returns how many comparisons were
-    re-measured.
+                           rounds: int = 2, alternate_s: float = 3.0) -> int:
+    """Measure again the comparisons where ours looked worse; returns how many there were.
+
+    - Ours slower than the reference by more than 10%, or farther than ``report.FLOOR_LIMIT``
+      from its floor where that is a target (batch 4096), with both sides under
+      ``ALTERNATE_BELOW_S`` per call: both are timed again in *one* process, call after call
+      (``harness.alternate_timing``, ``alternate_s`` seconds of calls per side), and the ratio
+      of those two medians replaces the fresh-process one (stored under ``"alternating"``).
+      Millisecond steps vary by more than 10% from one fresh process to the next; side by side
+      they see the same machine.
+    - Heavier than the reference, or slower at a second or more per call: both sides are
+      measured again in fresh processes, ``rounds`` more times, each keeping its fastest median
+      and its lowest peak, so one stall or one unlucky allocator layout does not decide a ratio.
     """
     by_key = {(r["loss"], r["batch"], r["model"], r["impl"]): r for r in results}
-    suspects = []  # (loss, batch, model, the other side)
+    alternate, again = [], []  # (loss, batch, model, the other side)
     for (loss, batch, model, impl), ours in by_key.items():
         if impl != "ours" or "error" in ours:
             continue
@@ -133,30 +151,50 @@ def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, 
             theirs = by_key.get((loss, batch, model, other))
             if theirs is None or "error" in theirs:
                 continue
-            floor_target = batch == cases.LARGE_BATCH and cases.FLOORS[loss].target
-            if other == "floor" and not floor_target:
-                continue  # the floor target is at 4096, for the losses it names
-            if looks_worse(ours, theirs) if other == "reference" else (
-                    ours["seconds"] > report.FLOOR_LIMIT * theirs["seconds"]):
-                suspects.append((loss, batch, model, other))
+            if other == "reference":
+                slower, heavier = report.slower_and_heavier(ours, theirs)
+            else:
+                floor_target = batch == cases.LARGE_BATCH and cases.FLOORS[loss].target
+                slower = floor_target and ours["seconds"] > report.FLOOR_LIMIT * theirs["seconds"]
+                heavier = False
+            fast = max(ours["seconds"], theirs["seconds"]) < ALTERNATE_BELOW_S
+            if slower and fast:
+                alternate.append((loss, batch, model, other))
+            if heavier or (slower and not fast):
+                again.append((loss, batch, model, other))
+    suspects = set(alternate) | set(again)
     if not suspects:
         return 0
     print(f"Measuring again the {len(suspects)} comparison(s) where ours looked slower or "
           "heavier than the reference, or far from the floor...", flush=True)
-    for _ in range(rounds):
+    if alternate:
+        tasks = [{**{key: by_key[(loss, batch, model, "ours")].get(key)
+                     for key in ("budget_s", "threads")},
+                  "loss": loss, "batch": batch, "model": model, "impl": "alternate",
+                  "sides": ["ours", other], "min_time_s": alternate_s}
+                 for loss, batch, model, other in alternate]
+        for timed in run_tasks(tasks, timeout, cap_bytes, log_path):
+            if "error" in timed:
+                continue
+            sides = timed["alternating"]
+            ours = by_key[(timed["loss"], timed["batch"], timed["model"], "ours")]
+            other = timed["sides"][1]
+            ours.setdefault("alternating", {})[other] = {
+                "ours": sides["ours"]["seconds"], other: sides[other]["seconds"],
+                "runs": sides["ours"]["runs"]}
+    for _ in range(rounds if again else 0):
         keys = list(dict.fromkeys((loss, batch, model, impl)
-                                  for loss, batch, model, other in suspects
+                                  for loss, batch, model, other in again
                                   for impl in ("ours", other)))
-        tasks = [{key: value for key, value in by_key[task_key].items()
-                  if key in ("loss", "batch", "model", "impl", "repeats", "budget_s",
-                             "min_time_s", "threads")}
+        tasks = [{key: value for key, value in by_key[task_key].items() if key in _TASK_FIELDS}
                  for task_key in keys]
-        for again in run_tasks(tasks, timeout, cap_bytes, log_path):
-            first = by_key[(again["loss"], again["batch"], again["model"], again["impl"])]
+        for measured in run_tasks(tasks, timeout, cap_bytes, log_path):
+            first = by_key[(measured["loss"], measured["batch"], measured["model"],
+                            measured["impl"])]
             first["tries"] = first.get("tries", 1) + 1
-            if "error" not in again:
-                first["seconds"] = min(first["seconds"], again["seconds"])
-                first["peak_mb"] = min(first["peak_mb"], again["peak_mb"])
+            if "error" not in measured:
+                first["seconds"] = min(first["seconds"], measured["seconds"])
+                first["peak_mb"] = min(first["peak_mb"], measured["peak_mb"])
     return len(suspects)
 
 
@@ -202,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     started = time.perf_counter()
     results = run_tasks(tasks, timeout, cap_bytes, log_path)
-    measure_suspects_again(results, timeout, cap_bytes, log_path, rounds=1 if args.quick else 2)
+    measure_suspects_again(results, timeout, cap_bytes, log_path, rounds=1 if args.quick else 2,
+                           alternate_s=1.0 if args.quick else 3.0)
     speed = train_speed(args.quick, log_path) if args.train_speed == "run" else None
     info = report.machine()
     info["load_average"] = (load_start[0], os.getloadavg()[0])

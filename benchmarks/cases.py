@@ -418,19 +418,28 @@ def mini_batch_passes(name: str, batch: int, generator: Any, model: Any) -> Any:
     return run
 
 
+def side_step(task: dict, impl: str) -> Any:
+    """The step of one side of a task: the floor's products, or ours / the reference's loss."""
+    if impl == "floor":
+        return floor_step(task["loss"], task["batch"])
+    return loss_step(task["loss"], task["batch"], impl, task.get("model", "table"))
+
+
 def run_task(task: dict) -> dict:
-    """Measure one task (in a forked child): time, peak extra memory, loss value."""
-    from benchmarks.harness import time_and_memory
+    """Measure one task (in a forked child): time, peak extra memory, loss value; or, for
+    ``impl`` "alternate", the times of its ``sides`` (e.g. ours and the reference) called in
+    turn in this one process (``harness.alternate_timing``)."""
+    from benchmarks.harness import alternate_timing, time_and_memory
 
     if task.get("threads"):
         import torch
 
         torch.set_num_threads(task["threads"])  # in the child: the server never starts a pool
-    if task["impl"] == "floor":
-        step = floor_step(task["loss"], task["batch"])
-    else:
-        step = loss_step(task["loss"], task["batch"], task["impl"], task.get("model", "table"))
-    return time_and_memory(step, repeats=task.get("repeats", 5),
+    if task["impl"] == "alternate":
+        steps = {impl: side_step(task, impl) for impl in task["sides"]}
+        return {"alternating": alternate_timing(steps, min_time_s=task.get("min_time_s") or 3.0,
+                                                budget_s=task.get("budget_s") or 60.0)}
+    return time_and_memory(side_step(task, task["impl"]), repeats=task.get("repeats", 5),
                            budget_s=task.get("budget_s", 60.0),
                            min_time_s=task.get("min_time_s", 0.5))
 

@@ -122,3 +122,13 @@ def test_run_task_measures_a_floor():
                                "impl": "floor", "repeats": 2, "threads": 1,
                                "min_time_s": 0.0})  # no extra calls for a fast step
     assert measured["runs"] == 2 and measured["seconds"] >= 0 and measured["peak_mb"] >= 0
+
+
+def test_run_task_alternates_ours_and_the_reference_in_one_process():
+    measured = cases.run_task({"loss": "MSELoss", "batch": 16, "impl": "alternate",
+                               "sides": ["ours", "reference"], "threads": 1,
+                               "min_time_s": 0.05, "budget_s": 5})
+    timed = measured["alternating"]
+    assert set(timed) == {"ours", "reference"}
+    assert timed["ours"]["runs"] == timed["reference"]["runs"] >= 3
+    assert all(side["seconds"] > 0 for side in timed.values())

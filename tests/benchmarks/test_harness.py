@@ -74,6 +74,21 @@ def test_fast_calls_are_repeated_up_to_the_minimum_time_or_the_cap():
     assert 3 <= measured["runs"] <= 6
 
 
+def test_alternating_timing_calls_the_steps_in_turn_until_each_has_its_time():
+    calls = []
+    steps = {"ours": lambda: calls.append("ours"),
+             "theirs": lambda: (calls.append("theirs"), time.sleep(0.01))}
+    timed = harness.alternate_timing(steps, min_time_s=0.05, budget_s=60)
+    assert calls[:2] == ["ours", "theirs"]  # one warm-up each
+    rounds = timed["ours"]["runs"]
+    assert rounds == timed["theirs"]["runs"] and 5 <= rounds <= 8  # 10 ms calls up to 50 ms
+    assert calls[2:6] == ["ours", "theirs", "theirs", "ours"]  # the order turns every round
+    assert timed["theirs"]["seconds"] >= 0.01 > timed["ours"]["seconds"]
+    # Slow steps stop at the budget, after three rounds at least.
+    slow = harness.alternate_timing({"a": lambda: time.sleep(0.02)}, min_time_s=60, budget_s=0.01)
+    assert slow["a"]["runs"] == 3
+
+
 def test_a_forked_child_returns_its_result():
     result = harness.fork_and_measure({"x": 21}, lambda task: {"double": task["x"] * 2},
                                       timeout_s=30, cap_bytes=2 * 1024 * MB)

@@ -63,6 +63,23 @@ def test_rows_pair_ours_reference_and_floor_and_the_table_shows_the_ratios():
     assert report.rows_for(results, "tiny-bert") == []
 
 
+def test_an_alternating_measurement_decides_the_ratio_and_is_marked():
+    ours = result("A", 256, "ours", 0.012, 10)
+    ours["alternating"] = {"reference": {"ours": 0.0101, "reference": 0.0100, "runs": 300},
+                           "floor": {"ours": 0.0100, "floor": 0.0050, "runs": 300}}
+    rows = report.rows_for([ours, result("A", 256, "reference", 0.010, 10),
+                            result("A", 256, "floor", 0.004, 1)], "table")
+    assert rows[0].time_ratio == pytest.approx(1.01)  # not 1.2 from the fresh processes
+    assert rows[0].floor_ratio == pytest.approx(2.0)
+    line = report.loss_table(rows, with_floor=True)[2]
+    assert "| 1.01 ⇄ |" in line and line.endswith("| 2.00 ⇄ |")
+    assert report.target_no_regression(rows).status == "met"
+    assert not report.slower_and_heavier(ours, rows[0].reference)[0]
+    ours["alternating"]["reference"]["ours"] = 0.0125  # still slower side by side: not met
+    target = report.target_no_regression(rows)
+    assert target.status == "not met" and "timed alternating" in target.detail
+
+
 def test_no_regression_target_flags_slower_and_heavier_losses_only():
     fine = [result("A", 256, "ours", 1.05, 100), result("A", 256, "reference", 1.0, 100)]
     assert report.target_no_regression(report.rows_for(fine, "table")).status == "met"
