@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss
-from losses.similarity import cos_sim, similarity_fct_name
+from losses.similarity import batched_row_dots, cos_sim, similarity_fct_name
 from losses.validation import LossInputError, binary_labels, warn_once
 
 CITATION = """
@@ -158,7 +158,7 @@ class ContrastiveTensionLoss(_TwoEncoderLoss):
         batch_size, _ = self.check_embeddings(embeddings)
         targets = binary_labels(type(self).__name__, self.expected_inputs, labels, batch_size)
         first, second = embeddings
-        logits = (first * second).sum(dim=-1)  # (B,) dot products u_i · v_i
+        logits = batched_row_dots(first, second)  # (B,) dot products u_i · v_i
         return self.criterion(logits, targets.to(logits.dtype))
 
     def get_config_dict(self) -> dict[str, Any]:

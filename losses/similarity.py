@@ -131,6 +131,36 @@ def paired_cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return _PairedCosine.apply(a, b, eps)
 
 
+class _BatchedRowDots(torch.autograd.Function):
+    """d_i = a_i · b_i for (n, dim) rows as n (1, dim) x (dim, 1) matrix products, the way
+    ContrastiveTension scores its pairs, without the (n, dim) product that ``(a * b).sum(-1)``
+    allocates. Backward: ∂d_i/∂a_i = b_i, one multiplication per entry, the same numbers the
+    batched product's own backward computes (a 1 x 1 by 1 x dim product sums nothing), without
+    its per-row matrix-product overhead.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)  # (n, 1, 1) -> (n,)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, gradient: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        upstream = gradient.unsqueeze(-1)  # (n, 1)
+        return (upstream * b if ctx.needs_input_grad[0] else None,
+                upstream * a if ctx.needs_input_grad[1] else None)
+
+
+def batched_row_dots(a: Tensor, b: Tensor) -> Tensor:
+    """a[i] · b[i] for two (n, dim) tensors of one dtype, as batched (1 x dim)(dim x 1)
+    products (``_BatchedRowDots``); anything else through ``torch.bmm``'s own graph."""
+    if a.dim() == 2 and a.shape == b.shape and a.dtype == b.dtype:
+        return _BatchedRowDots.apply(a, b)
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+
+
 def pairwise_cos_sim(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of a[i] with b[i]: (n, dim), (n, dim) -> (n,).
 

@@ -55,6 +55,41 @@ def test_time_and_memory_sees_a_freed_allocation_and_returns_the_value():
     assert measured["seconds"] >= 0
 
 
+LATE_GROWTH = """
+import json
+from benchmarks import harness
+
+MB = 1024 * 1024
+kept = []
+calls = [0]
+
+
+def step():
+    calls[0] += 1
+    if calls[0] > 3:  # the warm-up and the first 2 timed calls allocate nothing
+        kept.append(bytearray(b"\\x01") * (40 * MB))  # later calls keep 40 MB each
+    return 0.0
+
+
+measured = harness.fork_and_measure(
+    {}, lambda task: harness.time_and_memory(step, repeats=2, budget_s=60, min_time_s=60,
+                                             max_runs=6),
+    timeout_s=60, cap_bytes=2 * 1024 * MB)
+print(json.dumps(measured))
+"""
+
+
+def test_memory_is_read_after_the_asked_repeats_not_the_extra_timing_calls():
+    # A faster step gets more calls for a steady median; they must not count for its memory.
+    done = subprocess.run([sys.executable, "-c", LATE_GROWTH], cwd=harness.ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(harness.ROOT)})
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["runs"] == 6  # the extra calls ran (and kept 4 x 40 MB)
+    assert measured["peak_mb"] < 30, measured
+
+
 def test_time_and_memory_stops_repeating_when_over_budget():
     calls = []
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses.similarity import SiameseDistanceMetric, paired_cosine
+from losses.similarity import SiameseDistanceMetric, batched_row_dots, paired_cosine
 
 # Row scales around F.cosine_similarity's clamp of the norm at 1e-8: exact zeros, below it, and
 # ordinary rows.
@@ -79,3 +79,15 @@ def test_second_derivative_is_refused_not_wrong():
     (gradient,) = torch.autograd.grad(paired_cosine(a, b).sum(), a, create_graph=True)
     with pytest.raises(RuntimeError):
         gradient.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_row_dots_are_bit_for_bit_the_batched_product(dtype):
+    a, b, upstream = _rows(1.0, dtype, seed=4)
+    library = _value_and_gradients(
+        lambda x, y: torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1), a, b, upstream)
+    ours = _value_and_gradients(batched_row_dots, a, b, upstream)
+    for mine, theirs in zip(ours, library, strict=True):
+        assert torch.equal(mine, theirs)
+    assert type(batched_row_dots(a.requires_grad_(True), b).grad_fn).__name__ == (
+        "_BatchedRowDotsBackward")
