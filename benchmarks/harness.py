@@ -129,7 +129,7 @@ def time_and_memory(step: Callable[[], Any], repeats: int = 5, budget_s: float =
 
 
 def alternate_timing(steps: dict[str, Callable[[], Any]], min_time_s: float = 3.0,
-                     budget_s: float = 60.0, max_rounds: int = 300) -> dict:
+                     budget_s: float = 60.0, min_rounds: int = 5, max_rounds: int = 300) -> dict:
     """Time several steps in one process, call after call: ``{name: {"seconds", "runs"}}``.
 
     Why: a millisecond step's median moves by more than 10% from one fresh process to the next
@@ -137,8 +137,8 @@ def alternate_timing(steps: dict[str, Callable[[], Any]], min_time_s: float = 3.
     which decides a close ratio more than the code does. Interleaved in one process, both sides
     see the same machine at the same moments. Each step is warmed up once, then rounds call
     every step once, the order reversed every other round (A B, B A, ...) so neither side always
-    runs first. Rounds go on until the slowest step's calls add up to ``min_time_s`` (at most
-    ``max_rounds``), and stop once the calls took ``budget_s`` in total (after at least three).
+    runs first. After ``min_rounds`` rounds, they stop once the slowest step's calls add up to
+    ``min_time_s`` or all calls took ``budget_s``; never more than ``max_rounds``.
     Memory is not measured here: both sides share the process.
     """
     for step in steps.values():
@@ -151,9 +151,10 @@ def alternate_timing(steps: dict[str, Callable[[], Any]], min_time_s: float = 3.
             began = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - began)
-        if max(sum(values) for values in times.values()) >= min_time_s:
-            break
-        if round_number >= 2 and time.perf_counter() - started >= budget_s:
+        if round_number + 1 < min_rounds:
+            continue
+        if (max(sum(values) for values in times.values()) >= min_time_s
+                or time.perf_counter() - started >= budget_s):
             break
     return {name: {"seconds": statistics.median(values), "runs": len(values)}
             for name, values in times.items()}

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from losses.base import EmbeddingLoss
-from losses.similarity import pairwise_cos_sim
+from losses.similarity import pairwise_cos_sim, pairwise_cos_sim_once
 from losses.validation import LossInputError, check_finite, label_vector
 
 
@@ -102,7 +102,10 @@ class CoSENTLoss(EmbeddingLoss):
         check_finite(name, "scores", labels)
         first, second = embeddings
         # The pairwise similarities of losses.similarity compute half precision in float32.
-        similarities = self.similarity_fct(first, second)  # (B,)
+        # Each column enters the similarity once: the default may take the leaner backward.
+        similarity = (pairwise_cos_sim_once if self.similarity_fct is pairwise_cos_sim
+                      else self.similarity_fct)
+        similarities = similarity(first, second)  # (B,)
         if not isinstance(similarities, Tensor) or tuple(similarities.shape) != (batch_size,):
             got = (tuple(similarities.shape) if isinstance(similarities, Tensor)
                    else type(similarities).__name__)

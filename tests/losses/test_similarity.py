@@ -1,4 +1,4 @@
-"""The hand-written cosine of matching rows against the autograd graph it replaces."""
+"""The hand-written row similarities against the autograd graphs they replace, bit for bit."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses.similarity import SiameseDistanceMetric, batched_row_dots, paired_cosine
+from losses.similarity import (
+    SiameseDistanceMetric,
+    batched_row_dots,
+    paired_cosine,
+    pairwise_cos_sim,
+    pairwise_cos_sim_once,
+)
 
-# Row scales around F.cosine_similarity's clamp of the norm at 1e-8: exact zeros, below it, and
-# ordinary rows.
+# Row scales around the clamps of the norm: exact zeros, below F.normalize's eps (1e-12), between
+# it and F.cosine_similarity's (1e-8), and ordinary rows.
 SCALES = [0.0, 1e-14, 1e-10, 1e-6, 1.0, 300.0]
 
 
@@ -32,11 +38,14 @@ def _rows(scale: float, dtype: torch.dtype, seed: int = 0):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("scale", SCALES)
-def test_bit_for_bit_the_library_graph_at_every_scale(scale, dtype):
+@pytest.mark.parametrize("ours, library", [
+    (paired_cosine, lambda a, b: F.cosine_similarity(a, b, dim=-1)),
+    (pairwise_cos_sim_once, pairwise_cos_sim),
+], ids=["cosine_similarity", "normalize"])
+def test_bit_for_bit_the_library_graph_at_every_scale(ours, library, scale, dtype):
     a, b, upstream = _rows(scale, dtype)
-    library = _value_and_gradients(lambda x, y: F.cosine_similarity(x, y, dim=-1), a, b, upstream)
-    for mine, theirs in zip(_value_and_gradients(paired_cosine, a, b, upstream), library,
-                            strict=True):
+    expected = _value_and_gradients(library, a, b, upstream)
+    for mine, theirs in zip(_value_and_gradients(ours, a, b, upstream), expected, strict=True):
         assert torch.isfinite(mine).all()
         assert torch.equal(mine, theirs)
 
