@@ -89,7 +89,12 @@ FLOORS: dict[str, Floor] = {
     "MultipleNegativesRankingLoss": _PAIR,
     "MultipleNegativesSymmetricRankingLoss": _PAIR,
     "CachedMultipleNegativesRankingLoss": _CACHED_PAIR,
-    "CachedMultipleNegativesSymmetricRankingLoss": _CACHED_PAIR,
+    "CachedMultipleNegativesSymmetricRankingLoss": Floor(
+        (Product(0, 1),), gradient_cache=True,
+        description="a·pᵀ (B x d x B), forward + backward, plus " + _PASSES + ". Within bounded "
+                    "memory (no B x B matrix held) the symmetric loss needs a fourth product: "
+                    "a column's log-sum-exp needs every row before any row's gradient, so each "
+                    "chunk of rows is scored twice; 4/3 of this floor's products is its minimum"),
     "MegaBatchMarginLoss": Floor(
         (Product(0, 1, grad=False),), gradient_cache=True,
         description="a·pᵀ without gradient: it only finds each anchor's hardest negative; the "
