@@ -123,7 +123,7 @@ def looks_worse(ours: dict, reference: dict) -> bool:
     return any(report.slower_and_heavier(ours, reference))
 
 
-ALTERNATE_BELOW_S = 1.0  # time suspects faster than this (both sides) are timed alternating
+ALTERNATE_BELOW_S = 2.0  # time suspects faster than this (both sides) are timed alternating
 _TASK_FIELDS = ("loss", "batch", "model", "impl", "repeats", "budget_s", "min_time_s", "threads")
 
 
@@ -138,7 +138,7 @@ def measure_suspects_again(results: list[dict], timeout: float, cap_bytes: int, 
       of those two medians replaces the fresh-process one (stored under ``"alternating"``).
       Millisecond steps vary by more than 10% from one fresh process to the next; side by side
       they see the same machine.
-    - Heavier than the reference, or slower at a second or more per call: both sides are
+    - Heavier than the reference, or slower at two seconds or more per call: both sides are
       measured again in fresh processes, ``rounds`` more times, each keeping its fastest median
       and its lowest peak, so one stall or one unlucky allocator layout does not decide a ratio.
     """

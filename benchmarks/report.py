@@ -545,14 +545,14 @@ METHOD = [
     "the calls are slow (a budget of 60 s, 10 s in quick mode), more (up to 100) while they add "
     "up to less than 1 s (0.3 s), so millisecond timings are not single noisy samples.",
     "- Second looks. Where ours came out more than 10% slower than the reference (or more than "
-    f"{FLOOR_LIMIT}x its floor, where that is a target) and both take under a second per call, "
+    f"{FLOOR_LIMIT}x its floor, where that is a target) and both take under 2 s per call, "
     "the two are timed again side by side in one fresh process: each warmed up, then called in "
     "turn (A B, B A, ...), at least 5 times each and until the slower side's calls add up "
     "to 3 s (1 s in quick mode); "
     f"the ratio of those medians is the one shown, marked `{ALTERNATING_MARK.strip()}`. From "
     "one fresh process to the next, a millisecond step's median moves by more than 10% on this "
     "small machine; in turn, both sides meet the same machine state. Where ours came out heavier "
-    "than the allowance below, or slower at a second or more per call, both sides are "
+    "than the allowance below, or slower at 2 s or more per call, both sides are "
     "measured again in fresh processes (2 more tries each, 1 in quick mode) and each keeps its "
     "fastest median and its lowest peak.",
     "- Peak extra memory: the peak resident set size (Linux VmHWM, reset through "
