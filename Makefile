@@ -65,7 +65,7 @@ clean:
 # Benchmarks: every loss against sentence-transformers, the matrix-product floors, tiny's
 # training speed and the performance targets -> benchmarks/RESULTS.md (about 40 minutes on a
 # quiet 2-core CPU), then the per-loss training speeds -> benchmarks/TRAIN-SPEED.md.
-# QUICK=1 (or make bench-quick): about 7 minutes on 2 cores, to benchmarks/RESULTS-quick.md
+# QUICK=1 (or make bench-quick): about 8 minutes on 2 cores, to benchmarks/RESULTS-quick.md
 # (one batch size per loss, two where a target needs them; the targets at 4096 need the full run).
 .PHONY: bench bench-quick
 bench: $(VENV)/.installed-lab

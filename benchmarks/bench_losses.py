@@ -6,7 +6,7 @@ plus the matrix-product floor, the training speed of the ``tiny`` model, and the
 evaluated from the numbers::
 
     make bench                                       # full: benchmarks/RESULTS.md
-    make bench QUICK=1                               # ~7 min: benchmarks/RESULTS-quick.md
+    make bench QUICK=1                               # ~8 min: benchmarks/RESULTS-quick.md
     python benchmarks/bench_losses.py --loss BatchAllTripletLoss --batch 1024 --out /tmp/r.md
 
 The raw results are written next to the page as JSON (``results.json``, ``results-quick.json``).
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="fewer batch sizes and repeats (about 7 minutes on 2 cores)")
+                        help="fewer batch sizes and repeats (about 8 minutes on 2 cores)")
     parser.add_argument("--loss", action="append", help="only this loss (repeatable)")
     parser.add_argument("--batch", type=int, action="append", help="only this batch size")
     parser.add_argument("--repeats", type=int, help="timed calls per configuration "
