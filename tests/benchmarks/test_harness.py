@@ -40,15 +40,21 @@ print(json.dumps(measured))
 """
 
 
-def test_time_and_memory_sees_a_freed_allocation_and_returns_the_value():
-    # From a fresh, small process, as the benchmark's fork servers measure: a forked child of a
-    # test worker that holds gigabytes shares those pages, and when the kernel reclaims some of
-    # them during the step, the child's resident size drops by as much as the step adds.
-    done = subprocess.run([sys.executable, "-c", FREED_ALLOCATION], cwd=harness.ROOT,
+def _measured_in_a_fresh_process(script: str) -> dict:
+    """Run a measuring ``script`` in a fresh, small Python process; the dict it printed last.
+
+    As the benchmark's fork servers measure: a forked child of a test worker that holds
+    gigabytes shares those pages, and when the kernel reclaims some of them during the step, the
+    child's resident size drops by as much as the step adds."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=harness.ROOT,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(harness.ROOT)})
     assert done.returncode == 0, done.stderr
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_time_and_memory_sees_a_freed_allocation_and_returns_the_value():
+    measured = _measured_in_a_fresh_process(FREED_ALLOCATION)
     assert measured["value"] == 150.0
     assert measured["runs"] == 2
     assert 140 <= measured["peak_mb"] <= 600, measured
@@ -81,11 +87,7 @@ print(json.dumps(measured))
 
 def test_memory_is_read_after_the_asked_repeats_not_the_extra_timing_calls():
     # A faster step gets more calls for a steady median; they must not count for its memory.
-    done = subprocess.run([sys.executable, "-c", LATE_GROWTH], cwd=harness.ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(harness.ROOT)})
-    assert done.returncode == 0, done.stderr
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    measured = _measured_in_a_fresh_process(LATE_GROWTH)
     assert measured["runs"] == 6  # the extra calls ran (and kept 4 x 40 MB)
     assert measured["peak_mb"] < 30, measured
 
