@@ -7,19 +7,24 @@ CPU; instead one *server* process per implementation imports everything once and
 per configuration. The server never runs a torch computation itself: forking after torch's
 OpenMP thread pool has started leaves the child hanging, so the pool must start in the child.
 
-What a child measures (``time_and_memory``):
+What a child measures (``time_and_memory``), in two phases:
 
-- time: one warm-up call (lazy initialisation, first-touch page faults), then the median of
-  ``repeats`` timed calls (fewer if they exceed ``budget_s`` in total, at least one; more, up to
-  100, while they add up to less than ``min_time_s``, so fast calls get a steady median);
-- memory: the peak resident set size (VmHWM) over the warm-up and the first ``repeats`` timed
-  calls, minus the resident size just before the warm-up, after the inputs and the loss were
-  built. The peak is reset first (``/proc/self/clear_refs``), so what the process did before does
-  not count. The warm-up is included on purpose: the C allocator keeps freed memory and reuses
-  it, so a baseline taken *after* a warm-up hides what the calls really need. The extra calls
-  that steady a fast median are left out on purpose: glibc's heap creeps up by a few MB over
-  tens of calls of the same step (freed blocks it keeps), so a faster implementation, making
-  more calls in the same time, would otherwise look heavier for being faster.
+- memory first: the peak resident set size (VmHWM) over the first call, and a second call when
+  the first was quick, minus the resident size just before, after the inputs and the loss were
+  built. During this phase the C allocator is *pinned* (``pin_allocator("exact")``): every
+  block of 64 KB or more gets its own mapping, returned to the system when freed, and memory
+  the allocator kept from earlier is handed back first. Resident memory then follows the live
+  tensors. Without it, glibc keeps freed blocks in its heap and reuses them, so a reading
+  depends on the allocation history, not on the step: the same step measured 67-80 MB from
+  one fresh process to the next (ContrastiveTensionInBatchNegatives at 1024), and CachedMNRL
+  at 4096 with tiny-bert measured 213 MB where its live peak is 79 MB. Pinned, both readings
+  repeat to within 1%. The second call counts state a loss keeps between calls.
+- then time, with the allocator back in a steady, realistic mode (``pin_allocator("steady")``:
+  freed blocks under 32 MB are kept and reused, as glibc does in a long-running process; the
+  pinned mode's fresh mappings cost page faults that would double a millisecond step): one
+  warm-up call, then the median of ``repeats`` timed calls (fewer if they exceed ``budget_s``
+  in total, at least one; more, up to 100, while they add up to less than ``min_time_s``, so
+  fast calls get a steady median).
 
 Guards, so the machine never swaps: each child gets an address-space limit (``RLIMIT_AS``: its
 size at fork plus the memory cap plus a fixed slack for thread stacks and allocator arenas) and
@@ -30,6 +35,7 @@ the time limit. Such failures are results ("out of memory (> 8 GB)", "over 120 s
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -85,46 +91,86 @@ def peak_mb() -> float:
     return high_water / 1024
 
 
+# ------------------------------------------------------------------------------ the C allocator
+_MALLOPT_TRIM_THRESHOLD, _MALLOPT_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+_ALLOCATOR_MODES = {  # mode: (blocks this large get their own mapping, trim the heap above)
+    "exact": (64 * 1024, 128 * 1024),
+    "steady": (32 * 1024**2, 64 * 1024**2),  # glibc's own ceiling for its sliding threshold
+}
+
+
+def pin_allocator(mode: str) -> bool:
+    """Set glibc's allocator to ``"exact"`` (memory readings) or ``"steady"`` (timings).
+
+    exact: blocks of 64 KB or more are mapped on their own and unmapped when freed, and the free
+    memory the heap holds now is returned to the system (``malloc_trim``), so resident memory
+    follows live memory. steady: blocks under 32 MB come from the heap and stay there when freed,
+    for reuse without page faults. False where the C library has no ``mallopt`` (not glibc).
+    """
+    mapped, trimmed = _ALLOCATOR_MODES[mode]
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    pinned = bool(mallopt(_MALLOPT_MMAP_THRESHOLD, mapped)) and bool(
+        mallopt(_MALLOPT_TRIM_THRESHOLD, trimmed))
+    if pinned and mode == "exact":
+        malloc_trim(0)
+    return pinned
+
+
 def time_and_memory(step: Callable[[], Any], repeats: int = 5, budget_s: float = 60.0,
                     min_time_s: float = 0.5, max_runs: int = 100) -> dict:
-    """Warm up ``step`` once, then time ``repeats`` calls; peak extra memory of all calls.
+    """Peak extra memory of ``step``'s first calls, then the median time of ``repeats`` more.
 
-    Slow calls stop early: at least one timed call, then no new call once the calls so far
-    (warm-up included) took ``budget_s``. Fast calls go on: more calls (up to ``max_runs``)
-    until they add up to ``min_time_s``, so a median of milliseconds is not one noisy sample.
+    Memory (allocator pinned exact): the first call, and a second one when the first took less
+    than a tenth of ``budget_s``. Time (allocator steady): one warm-up call when the calls are
+    quick, then at least one timed call, and no new one once all calls so far took ``budget_s``;
+    fast calls go on (up to ``max_runs``) until they add up to ``min_time_s``, so a median of
+    milliseconds is not one noisy sample.
 
-    Returns ``{"seconds": median, "runs": timed calls, "peak_mb": peak extra MB over the warm-up
-    and the first ``repeats`` calls, "value": what the warm-up call returned (a float, for the
-    cross-check of ours against the reference)}``.
+    Returns ``{"seconds": median, "runs": timed calls, "peak_mb": peak extra MB of the memory
+    calls, "value": what the first call returned (a float, for the cross-check of ours against
+    the reference)}``, with a ``"note"`` where the allocator or the peak could not be pinned.
     """
+
+    def timed_call() -> tuple[Any, float]:
+        started = time.perf_counter()
+        returned = step()
+        return returned, time.perf_counter() - started
+
+    exact_allocator = pin_allocator("exact")
     baseline = resident_mb()
     exact_peak = reset_peak()
-    started = time.perf_counter()
-    value = step()
-    warm_up = time.perf_counter() - started
+    value, spent = timed_call()
+    quick = spent < budget_s / 10
+    if quick:
+        spent += timed_call()[1]
+    peak = peak_mb() - baseline
+    pin_allocator("steady")
+    if quick:
+        spent += timed_call()[1]  # warm-up: the heap grows to the step's working set
     times: list[float] = []
 
     def more() -> bool:
         if not times:
             return True
-        spent = sum(times)
         if len(times) < max(1, repeats):
-            return spent + warm_up < budget_s
-        return spent < min_time_s and len(times) < max_runs
+            return spent + sum(times) < budget_s
+        return sum(times) < min_time_s and len(times) < max_runs
 
-    peak = None
     while more():
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-        if len(times) == max(1, repeats):
-            peak = peak_mb()  # after the same number of calls for every implementation
-    if peak is None:  # stopped early by the budget
-        peak = peak_mb()
+        times.append(timed_call()[1])
     result = {"seconds": statistics.median(times), "runs": len(times),
-              "peak_mb": max(0.0, peak - baseline), "value": value}
+              "peak_mb": max(0.0, peak), "value": value}
+    notes = []
+    if not exact_allocator:
+        notes.append("allocator not pinned: memory it kept may hide or add to the peak")
     if not exact_peak:
-        result["note"] = "peak since process start"
+        notes.append("peak since process start")
+    if notes:
+        result["note"] = "; ".join(notes)
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -72,8 +73,8 @@ calls = [0]
 
 def step():
     calls[0] += 1
-    if calls[0] > 3:  # the warm-up and the first 2 timed calls allocate nothing
-        kept.append(bytearray(b"\\x01") * (40 * MB))  # later calls keep 40 MB each
+    if calls[0] > 2:  # the two calls that measure memory allocate nothing
+        kept.append(bytearray(b"\\x01") * (40 * MB))  # the timing calls keep 40 MB each
     return 0.0
 
 
@@ -85,11 +86,43 @@ print(json.dumps(measured))
 """
 
 
-def test_memory_is_read_after_the_asked_repeats_not_the_extra_timing_calls():
+def test_memory_is_read_over_the_first_calls_not_the_timing_calls():
     # A faster step gets more calls for a steady median; they must not count for its memory.
     measured = _measured_in_a_fresh_process(LATE_GROWTH)
-    assert measured["runs"] == 6  # the extra calls ran (and kept 4 x 40 MB)
+    assert measured["runs"] == 6  # the timing calls ran (and kept 7 x 40 MB, warm-up included)
     assert measured["peak_mb"] < 30, measured
+
+
+KEPT_BEFORE = """
+import json
+from benchmarks import harness
+
+MB = 1024 * 1024
+probe = bytearray(b"\\x01") * (4 * MB)  # mapped on its own; freeing it raises glibc's threshold
+del probe
+blocks = [bytearray(b"\\x01") * MB for _ in range(64)]  # now from the heap
+top = bytearray(b"\\x01") * (200 * 1024)  # above them, so the heap cannot shrink
+del blocks  # 64 MB of free heap the allocator keeps, resident
+
+
+def step():
+    live = [bytearray(b"\\x01") * MB for _ in range(32)]
+    return float(len(live))
+
+
+measured = harness.fork_and_measure(
+    {}, lambda task: harness.time_and_memory(step, repeats=2, budget_s=60, min_time_s=0),
+    timeout_s=60, cap_bytes=2 * 1024 * MB)
+print(json.dumps(measured))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="pins glibc's allocator")
+def test_memory_the_allocator_kept_from_before_does_not_hide_what_a_step_needs():
+    # Unpinned, the step's 32 blocks land in the kept 64 MB and the reading is 0 MB.
+    measured = _measured_in_a_fresh_process(KEPT_BEFORE)
+    assert 30 <= measured["peak_mb"] <= 40, measured
+    assert "note" not in measured
 
 
 def test_time_and_memory_stops_repeating_when_over_budget():
