@@ -106,6 +106,13 @@ CITATION_JINA = """
 # (the positive plus k hard negatives). Documents are laid out column by column: index
 # j·G + r is column j of global row r, so the positive of global row r sits at index r.
 
+def joined(tensors: Sequence[Tensor]) -> Tensor:
+    """``torch.cat`` along rows, except that one tensor is returned as it is: a batch-sized copy
+    its callers would only read (pairs have one document column; a cached column may be one
+    mini-batch)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim=0)
+
+
 def own_documents(local_rows: Tensor, global_batch: int, columns: int) -> Tensor:
     """(b, G·C) bool: True where a document belongs to the same row as the query."""
     same_row = torch.arange(global_batch, device=local_rows.device) == local_rows.unsqueeze(1)
@@ -337,7 +344,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
             queries, local = gather_across_ranks(queries)  # (G, dim)
             document_columns = [gather_across_ranks(column)[0] for column in document_columns]
         local_rows = torch.arange(local.start, local.stop, device=queries.device)  # (b,)
-        return queries, torch.cat(document_columns, dim=0), local_rows
+        return queries, joined(document_columns), local_rows
 
     def row_losses(self, queries: Tensor, documents: Tensor, rows: Tensor) -> Tensor:
         """(len(rows),) loss of the given global rows, against the whole (global) batch.

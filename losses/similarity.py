@@ -47,6 +47,31 @@ def normalize(x: Tensor) -> Tensor:
     return F.normalize(x, p=2, dim=-1)
 
 
+NORMALIZE_EPS = 1e-12  # F.normalize's floor for a row's norm
+
+
+def unit_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``normalize`` without a graph: (rows scaled to unit norm (n, dim), the clamped norms
+    (n, 1)), for a loss that writes its gradient by hand (``unit_rows_backward_``) and should
+    not keep autograd's copies and temporaries of a batch-sized normalisation."""
+    with torch.no_grad():
+        norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(NORMALIZE_EPS)
+        return x / norms, norms
+
+
+def unit_rows_backward_(grad: Tensor, unit: Tensor, norms: Tensor) -> Tensor:
+    """Turn ∂L/∂x̂ (n, dim) into ∂L/∂x in place, for x̂ = x / max(|x|, eps) from ``unit_rows``:
+
+        ∂L/∂x = (∂L/∂x̂ - x̂ (x̂ · ∂L/∂x̂)) / |x|,   or ∂L/∂x̂ / eps for a row clamped at eps.
+
+    The row dots x̂ · ∂L/∂x̂ are batched (1 x dim)(dim x 1) products: no (n, dim) temporary.
+    """
+    with torch.no_grad():
+        dots = torch.bmm(unit.unsqueeze(1), grad.unsqueeze(2)).view(-1, 1)  # (n, 1)
+        dots.masked_fill_(norms <= NORMALIZE_EPS, 0.0)  # the clamp passes no gradient to |x|
+        return grad.addcmul_(unit, dots, value=-1.0).div_(norms)
+
+
 # ---------------------------------------------------------------------------- matrix similarities
 def cos_sim(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of every row of ``a`` with every row of ``b``: (n, d), (m, d) -> (n, m)."""

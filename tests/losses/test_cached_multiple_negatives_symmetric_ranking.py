@@ -208,3 +208,30 @@ def test_bad_input_names_the_loss_and_the_format():
     with pytest.raises(ValueError, match="CachedMultipleNegativesSymmetricRankingLoss: "
                                          "mini_batch_size must be"):
         quietly(lambda: CachedMultipleNegativesSymmetricRankingLoss(None, mini_batch_size=0))
+
+
+def cached_symmetric_value_and_gradients(scale, queries, documents):
+    """The cached symmetric loss on given float embeddings (its ``calculate_loss``)."""
+    loss = quietly(lambda: CachedMultipleNegativesSymmetricRankingLoss(
+        tiny_model(), scale=scale, mini_batch_size=8))
+    leaves = [queries.clone().requires_grad_(), documents.clone().requires_grad_()]
+    value = loss.calculate_loss([[leaves[0]], [leaves[1]]], with_backward=True)
+    return value, [leaf.grad for leaf in leaves]
+
+
+@pytest.mark.parametrize("scale", [20.0, 100.0])
+def test_cosine_logits_far_below_their_bound_stay_finite_in_float32(scale):
+    # Every cosine is negative: with s = 100, exp(s·cos - s) < exp(-100) underflows in float32,
+    # so the cosine shortcut (shift by s, not by the maxima) must give way to the general method.
+    generator = torch.Generator().manual_seed(0)
+    documents = torch.randn(24, 16, generator=generator).abs()
+    queries = -torch.randn(24, 16, generator=generator).abs()
+    value, gradients = cached_symmetric_value_and_gradients(scale, queries, documents)
+    leaves = [queries.clone().requires_grad_(), documents.clone().requires_grad_()]
+    expected = quietly(lambda: MultipleNegativesSymmetricRankingLoss(
+        tiny_model(), scale=scale)).compute_loss_from_embeddings(leaves, None)
+    expected.backward()
+    assert torch.isfinite(value)
+    torch.testing.assert_close(value, expected.detach(), rtol=1e-5, atol=0)
+    for gradient, leaf in zip(gradients, leaves, strict=True):
+        torch.testing.assert_close(gradient, leaf.grad, rtol=1e-4, atol=1e-6)

@@ -1,4 +1,5 @@
-"""The hand-written row similarities against the autograd graphs they replace, bit for bit."""
+"""The hand-written row similarities against the autograd graphs they replace, bit for bit
+(the graph-free normalisation, used where a loss writes its gradient by hand, to rounding)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from losses.similarity import (
     paired_cosine,
     pairwise_cos_sim,
     pairwise_cos_sim_once,
+    unit_rows,
+    unit_rows_backward_,
 )
 
 # Row scales around the clamps of the norm: exact zeros, below F.normalize's eps (1e-12), between
@@ -100,3 +103,19 @@ def test_batched_row_dots_are_bit_for_bit_the_batched_product(dtype):
         assert torch.equal(mine, theirs)
     assert type(batched_row_dots(a.requires_grad_(True), b).grad_fn).__name__ == (
         "_BatchedRowDotsBackward")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_graph_free_normalisation_and_its_backward_match_f_normalize(scale):
+    a, _, _ = _rows(scale, torch.float64)
+    upstream = torch.randn(a.shape, generator=torch.Generator().manual_seed(1),
+                           dtype=torch.float64)
+    leaf = a.clone().requires_grad_(True)
+    expected = F.normalize(leaf, p=2, dim=-1)
+    expected.backward(upstream)
+    unit, norms = unit_rows(a)
+    assert not unit.requires_grad
+    torch.testing.assert_close(unit, expected.detach(), rtol=1e-12, atol=0)
+    grad = upstream.clone()
+    assert unit_rows_backward_(grad, unit, norms) is grad  # in place
+    torch.testing.assert_close(grad, leaf.grad, rtol=1e-9, atol=1e-12 * leaf.grad.abs().max())
