@@ -12,9 +12,10 @@ does three things, and only the last differs between losses:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from losses.validation import check_embeddings, warn_once
@@ -29,6 +30,13 @@ def fullname(obj: object) -> str:
 def embed_columns(model: nn.Module, sentence_features: Iterable[dict[str, Tensor]]) -> list[Tensor]:
     """One forward pass of ``model`` per column: a list of (batch, dim) sentence embeddings."""
     return [model(features)["sentence_embedding"] for features in sentence_features]
+
+
+def joined(tensors: Sequence[Tensor]) -> Tensor:
+    """``torch.cat`` along rows, except that one tensor is returned as it is: a batch-sized copy
+    its callers would only read (pairs have one document column; a cached column may be a single
+    mini-batch)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim=0)
 
 
 class EmbeddingLoss(nn.Module):

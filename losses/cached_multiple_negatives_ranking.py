@@ -60,6 +60,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from losses.base import joined
 from losses.gradient_cache import (
     gradient_cached_loss,
     is_static_embedding_model,
@@ -70,7 +71,6 @@ from losses.multiple_negatives_ranking import (
     MultipleNegativesRankingLoss,
     _InfoNCEProducts,
     _InfoNCERows,
-    joined,
 )
 from losses.similarity import (
     as_matrix,

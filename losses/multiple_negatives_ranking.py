@@ -56,7 +56,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from losses.base import EmbeddingLoss
+from losses.base import EmbeddingLoss, joined
 from losses.distributed import gather_across_ranks
 from losses.similarity import as_matrix, cos_sim, dot_score, normalize, similarity_fct_name
 
@@ -105,13 +105,6 @@ CITATION_JINA = """
 # Shapes: b local queries, G rows in the (possibly gathered) global batch, C document columns
 # (the positive plus k hard negatives). Documents are laid out column by column: index
 # j·G + r is column j of global row r, so the positive of global row r sits at index r.
-
-def joined(tensors: Sequence[Tensor]) -> Tensor:
-    """``torch.cat`` along rows, except that one tensor is returned as it is: a batch-sized copy
-    its callers would only read (pairs have one document column; a cached column may be one
-    mini-batch)."""
-    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim=0)
-
 
 def own_documents(local_rows: Tensor, global_batch: int, columns: int) -> Tensor:
     """(b, G·C) bool: True where a document belongs to the same row as the query."""
