@@ -351,20 +351,21 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             ∂loss/∂L[i, j] = E[i, j] (1/Σ_j E[i, j] + [j < B]/Σ_k E[k, j]) / 2B - [i = j] / B,
 
         so pass 1 sums one E chunk both ways, and pass 2 scales it by a row and a column factor:
-        no maxima, one exponential per pass (the general method takes two maxima and three
-        exponentials and subtractions). Takes the normalised rows, queries (B, dim) and
+        no maxima, one exponential per logit and pass (the general method takes maxima, and two
+        exponentials per pass, one per direction). Takes the normalised rows, queries (B, dim) and
         documents (N, dim), without a graph; returns (the loss, ∂loss/∂queries, ∂loss/∂documents).
         """
         device = query_values.device
         chunks = torch.arange(local_batch, device=device).split(
             self._rows_per_chunk(local_batch, document_values, SYMMETRIC_CHUNK_ENTRIES))
-        # Two (r, N) buffers serve every chunk of both passes: E (then the gradient) and the
+        # Two buffers serve every chunk of both passes: E, then the gradient (r, N), and the
         # (r, B) factors of pass 2.
-        buffers = query_values.new_empty((2, len(chunks[0]), document_values.shape[0]))
+        exponentials_buffer = query_values.new_empty((len(chunks[0]), document_values.shape[0]))
+        factors_buffer = query_values.new_empty((len(chunks[0]), local_batch))
         scale = self.scale
 
         def shifted_exponentials(rows: Tensor) -> Tensor:  # (r, N): E = exp(s·q·dᵀ - s)
-            exponentials = buffers[0, :len(rows)].fill_(-scale)
+            exponentials = exponentials_buffer[:len(rows)].fill_(-scale)
             return exponentials.addmm_(query_values[rows], document_values.T, alpha=scale).exp_()
 
         row_sums = torch.empty(local_batch, dtype=query_values.dtype, device=device)
@@ -385,7 +386,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         for rows in chunks:
             grad = shifted_exponentials(rows)  # (r, N), turned into ∂loss/∂(Q_R·Dᵀ) in place
             factors = torch.add(row_factors[rows], column_factors,
-                                out=buffers[1, :len(rows), :local_batch])  # (r, B)
+                                out=factors_buffer[:len(rows)])  # (r, B)
             grad[:, :local_batch].mul_(factors)
             grad[:, local_batch:].mul_(row_factors[rows])  # extra negatives: the row softmax only
             grad[torch.arange(len(rows), device=rows.device), rows] -= 2 * weight
