@@ -33,10 +33,13 @@ def embed_columns(model: nn.Module, sentence_features: Iterable[dict[str, Tensor
 
 
 def joined(tensors: Sequence[Tensor]) -> Tensor:
-    """``torch.cat`` along rows, except that one tensor is returned as it is: a batch-sized copy
-    its callers would only read (pairs have one document column; a cached column may be a single
-    mini-batch)."""
-    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim=0)
+    """``torch.cat`` along rows, except that one contiguous tensor is returned as it is, not
+    copied; for losses that back-propagate by hand (the cached ones), where the copy's node in
+    autograd's graph buys nothing. Elsewhere keep ``torch.cat``: that node sets the order in
+    which a wrapper's gradient contributions are summed (see ``MultipleNegativesRankingLoss``)."""
+    if len(tensors) == 1:
+        return tensors[0].contiguous()
+    return torch.cat(list(tensors), dim=0)
 
 
 class EmbeddingLoss(nn.Module):

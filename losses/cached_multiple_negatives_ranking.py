@@ -102,6 +102,8 @@ def _bounded_shift_is_safe(scale: float, dtype: torch.dtype) -> bool:
 class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     """MultipleNegativesRankingLoss with gradient caching: full-batch result, mini-batch memory."""
 
+    _copies_single_document_column = False  # see MultipleNegativesRankingLoss
+
     # Read by wrappers (e.g. MatryoshkaLoss): backward re-runs the model, outside their forward.
     uses_gradient_cache = True
 

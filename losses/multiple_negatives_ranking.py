@@ -147,8 +147,8 @@ def doc_to_doc_scores(similarity: Callable, documents: Tensor, local_positives: 
 def log_partition(blocks: Sequence[Tensor], partition_mode: str) -> Tensor:
     """(b,) log of each row's softmax denominator: one over all blocks, or the mean of one each."""
     if partition_mode == "joint":
-        joined = blocks[0] if len(blocks) == 1 else torch.cat(list(blocks), dim=1)
-        return torch.logsumexp(joined, dim=1)
+        logits = blocks[0] if len(blocks) == 1 else torch.cat(list(blocks), dim=1)
+        return torch.logsumexp(logits, dim=1)
     return sum(torch.logsumexp(block, dim=1) for block in blocks) / len(blocks)
 
 
@@ -258,6 +258,13 @@ class _SymmetricInfoNCERows(torch.autograd.Function):
 class MultipleNegativesRankingLoss(EmbeddingLoss):
     """In-batch negatives cross-entropy (InfoNCE) with optional extra directions and hardness."""
 
+    # Even a single document column is copied (``torch.cat``), as the reference does: the copy's
+    # node in autograd's graph sets the order in which a wrapper's gradient contributions
+    # (MatryoshkaLoss's dimensions, AdaptiveLayerLoss's layers) are summed, and their training
+    # runs must end at the reference's weights bit for bit (without the copy they drift by 1e-3
+    # after 20 Adam steps). The cached loss, which back-propagates by hand, skips the copy.
+    _copies_single_document_column = True
+
     expected_inputs = ("(anchor, positive) pairs, (anchor, positive, negative) triplets or "
                        "(anchor, positive, negative_1, ..., negative_n) n-tuples, without labels")
     column_range = (2, None)
@@ -337,6 +344,8 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
             queries, local = gather_across_ranks(queries)  # (G, dim)
             document_columns = [gather_across_ranks(column)[0] for column in document_columns]
         local_rows = torch.arange(local.start, local.stop, device=queries.device)  # (b,)
+        if self._copies_single_document_column:
+            return queries, torch.cat(document_columns, dim=0), local_rows
         return queries, joined(document_columns), local_rows
 
     def row_losses(self, queries: Tensor, documents: Tensor, rows: Tensor) -> Tensor:
