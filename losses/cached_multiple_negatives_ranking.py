@@ -288,17 +288,25 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         """
         query_values, query_norms = self._scored_rows(queries)  # (B, dim), normalised for cosine
         document_values, document_norms = self._scored_rows(documents)  # (N, dim)
-        bounded = self.similarity_fct is cos_sim and _bounded_shift_is_safe(self.scale,
-                                                                             query_values.dtype)
-        if bounded:
-            total, query_grad, document_grad = self._bounded_symmetric_products(
-                query_values, document_values, local_batch)
-            self._send_scored_gradients((queries, query_grad, query_values, query_norms),
-                                        (documents, document_grad, document_values,
-                                         document_norms))
-            return total
         chunks = torch.arange(local_batch, device=queries.device).split(
             self._rows_per_chunk(local_batch, documents, SYMMETRIC_CHUNK_ENTRIES))
+        bounded = self.similarity_fct is cos_sim and _bounded_shift_is_safe(self.scale,
+                                                                             query_values.dtype)
+        method = (self._bounded_symmetric_products if bounded
+                  else self._max_shifted_symmetric_products)
+        total, query_grad, document_grad = method(query_values, document_values, local_batch,
+                                                  chunks)
+        self._send_scored_gradients((queries, query_grad, query_values, query_norms),
+                                    (documents, document_grad, document_values, document_norms))
+        return total
+
+    def _max_shifted_symmetric_products(self, query_values: Tensor, document_values: Tensor,
+                                        local_batch: int, chunks: tuple[Tensor, ...]
+                                        ) -> tuple[Tensor, Tensor, Tensor]:
+        """``_symmetric_products`` for any product similarity, each log-sum-exp shifted by its
+        maximum. Takes the scored rows, queries (B, dim) and documents (N, dim), without a
+        graph, and the chunks of query rows; returns (the loss, ∂loss/∂queries, ∂loss/∂documents).
+        """
         # Two (r, N) buffers serve every chunk of both passes: the logits (then the gradient)
         # and the exponentials; nothing logit-sized is allocated per chunk.
         buffers = query_values.new_empty((2, len(chunks[0]), document_values.shape[0]))
@@ -337,12 +345,11 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             grad.mul_(weight)
             query_grad[rows] = grad @ document_values
             document_grad.addmm_(grad.T, query_values[rows])
-        self._send_scored_gradients((queries, query_grad, query_values, query_norms),
-                                    (documents, document_grad, document_values, document_norms))
-        return total.detach()
+        return total, query_grad, document_grad
 
     def _bounded_symmetric_products(self, query_values: Tensor, document_values: Tensor,
-                                    local_batch: int) -> tuple[Tensor, Tensor, Tensor]:
+                                    local_batch: int, chunks: tuple[Tensor, ...]
+                                    ) -> tuple[Tensor, Tensor, Tensor]:
         """``_symmetric_products`` for cosine similarity: one exponential per logit and pass.
 
         Cosines are at most 1, so every logit is at most s, and s is a shift known before any
@@ -354,12 +361,10 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
 
         so pass 1 sums one E chunk both ways, and pass 2 scales it by a row and a column factor:
         no maxima, one exponential per logit and pass (the general method takes maxima, and two
-        exponentials per pass, one per direction). Takes the normalised rows, queries (B, dim) and
-        documents (N, dim), without a graph; returns (the loss, ∂loss/∂queries, ∂loss/∂documents).
+        exponentials per pass, one per direction). Arguments and result as for
+        ``_max_shifted_symmetric_products``, with the rows normalised.
         """
         device = query_values.device
-        chunks = torch.arange(local_batch, device=device).split(
-            self._rows_per_chunk(local_batch, document_values, SYMMETRIC_CHUNK_ENTRIES))
         # Two buffers serve every chunk of both passes: E, then the gradient (r, N), and the
         # (r, B) factors of pass 2.
         exponentials_buffer = query_values.new_empty((len(chunks[0]), document_values.shape[0]))

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losses.base import EmbeddingLoss, embed_columns, joined
+from losses.base import EmbeddingLoss, embed_columns
 from losses.gradient_cache import gradient_cached_loss, is_static_embedding_model
 from losses.similarity import normalize
 
@@ -97,7 +97,7 @@ class MegaBatchMarginLoss(EmbeddingLoss):
         are then recomputed as dot products of the normalised rows, with a graph of O(B·dim).
         ``with_backward``: back-propagate at once and return the detached value.
         """
-        anchors, positives = joined(reps[0]), joined(reps[1])  # (B, dim) each
+        anchors, positives = torch.cat(reps[0]), torch.cat(reps[1])  # (B, dim) each
         batch = anchors.shape[0]
         anchors, positives = normalize(anchors), normalize(positives)  # cos = dot of these
         hardest = self._hardest_negatives(anchors.detach(), positives.detach())  # (B,)
@@ -152,10 +152,8 @@ class MegaBatchMarginLoss(EmbeddingLoss):
 
     def _loss_on_minibatches(self, reps: list[list[Tensor]], labels: Tensor | None,
                              with_backward: bool) -> Tensor:
-        columns = [joined(column) for column in reps]  # (B, dim) each, concatenated once
-        self._check(columns, labels)
-        return self.calculate_loss([[column] for column in columns], labels,
-                                   with_backward=with_backward)
+        self._check([torch.cat(column) for column in reps], labels)
+        return self.calculate_loss(reps, labels, with_backward=with_backward)
 
     # ------------------------------------------------------------------------------ checks
     def _check_columns(self, sentence_features: Iterable[dict[str, Tensor]]) -> list[dict]:
